@@ -1,0 +1,156 @@
+//! The manifest of one cache entry: what was built from what, and the size
+//! and BLAKE3 hash of every file, so a truncated or corrupt entry is caught
+//! before it is used.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{IoContext, Result};
+use crate::source::SourceIdentity;
+
+/// Manifest file name inside an entry directory.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// Manifest format version; entries with another version are rebuilt.
+pub const MANIFEST_FORMAT: u32 = 1;
+
+/// One file of an entry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileRecord {
+    /// Path relative to the entry directory.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3 hash, hex.
+    pub blake3: String,
+}
+
+impl FileRecord {
+    /// Records `rel` inside `dir` by size and hash.
+    pub fn of(dir: &Path, rel: &str) -> Result<Self> {
+        let path = dir.join(rel);
+        let size = std::fs::metadata(&path).at(&path)?.len();
+        Ok(FileRecord {
+            path: rel.to_string(),
+            size,
+            blake3: hash_file(&path)?,
+        })
+    }
+}
+
+/// BLAKE3 of a file, memory-mapped and hashed on all cores.
+pub fn hash_file(path: &Path) -> Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_mmap_rayon(path).at(path)?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Everything recorded about one built kernel.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Manifest {
+    /// [`MANIFEST_FORMAT`] at write time.
+    pub format: u32,
+    /// The cache key (also the entry's directory name).
+    pub key: String,
+    /// Kernel version.
+    pub version: String,
+    /// Where the source came from, identified by content.
+    pub source: SourceIdentity,
+    /// Target architecture (`x86_64`).
+    pub arch: String,
+    /// Hash of the merged kconfig inputs.
+    pub config_hash: String,
+    /// The fragments applied after tinyconfig, in order.
+    pub fragments: Vec<String>,
+    /// The kbuild output slot this entry was built in.
+    pub build_slot: String,
+    /// Seconds since the epoch when the entry was completed.
+    pub created_unix: u64,
+    /// Wall-clock seconds the build took.
+    pub build_seconds: f64,
+    /// Every file of the entry.
+    pub files: Vec<FileRecord>,
+    /// Names of the scheduler binaries under `sched/`.
+    pub schedulers: Vec<String>,
+}
+
+impl Manifest {
+    /// Reads the manifest of the entry in `dir`.
+    pub fn load(dir: &Path) -> std::result::Result<Self, String> {
+        let path = dir.join(MANIFEST_FILE);
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let m: Manifest =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        if m.format != MANIFEST_FORMAT {
+            return Err(format!(
+                "manifest format {} (want {MANIFEST_FORMAT})",
+                m.format
+            ));
+        }
+        Ok(m)
+    }
+
+    /// Checks every file against its recorded size and hash, returning the
+    /// first problem found.
+    pub fn verify(&self, dir: &Path) -> std::result::Result<(), String> {
+        for rec in &self.files {
+            let path = dir.join(&rec.path);
+            let size = std::fs::metadata(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .len();
+            if size != rec.size {
+                return Err(format!(
+                    "{} is {size} bytes, manifest says {}",
+                    rec.path, rec.size
+                ));
+            }
+            let hash = hash_file(&path).map_err(|e| e.to_string())?;
+            if hash != rec.blake3 {
+                return Err(format!(
+                    "{} content differs from its manifest hash",
+                    rec.path
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A verified cache entry.
+#[derive(Debug, Clone)]
+pub struct CacheEntry {
+    /// The entry directory.
+    pub dir: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+}
+
+impl CacheEntry {
+    /// The compressed boot image.
+    pub fn bzimage(&self) -> PathBuf {
+        self.dir.join("bzImage")
+    }
+
+    /// The uncompressed ELF kernel with BTF and symbols.
+    pub fn vmlinux(&self) -> PathBuf {
+        self.dir.join("vmlinux")
+    }
+
+    /// The final `.config`.
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("config")
+    }
+
+    /// `System.map`.
+    pub fn system_map(&self) -> PathBuf {
+        self.dir.join("System.map")
+    }
+
+    /// The path of scheduler `name` (e.g. `scx_simple`) if this entry has it.
+    pub fn scheduler(&self, name: &str) -> Option<PathBuf> {
+        self.manifest
+            .schedulers
+            .iter()
+            .any(|s| s == name)
+            .then(|| self.dir.join("sched").join(name))
+    }
+}

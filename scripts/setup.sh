@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Sets a fresh Debian 12 machine up for ktstr: installs every system package
+# it needs (apt-get), builds the ktstr binary, and builds (or reuses from the
+# cache) the default guest kernel with the sample sched_ext schedulers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  # guest kernel build
+  make gcc flex bison bc libelf-dev libssl-dev dwarves linux-source-6.12
+  # sched_ext schedulers (BPF needs clang-19; clang-14 miscompiles scx_flatcg)
+  clang-19 llvm-19 pkg-config zlib1g-dev
+  # VMs and initramfs
+  qemu-system-x86 busybox-static cpio
+  # misc tools the pipeline and tests call
+  xz-utils gzip tar git ca-certificates
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust from rustup.rs" >&2; exit 1; }
+cargo build --release --locked
+./target/release/ktstr kernel build

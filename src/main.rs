@@ -1,0 +1,20 @@
+//! `ktstr`: the command-line edge. Parses arguments, resolves kernels and
+//! scenarios through the library crates, prints human or `--json` output,
+//! and maps outcomes to exit codes.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cli::dispatch(args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Helpers shared by the CLI integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// The `ktstr` binary under test.
+pub fn ktstr() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ktstr"));
+    cmd.env_remove("KTSTR_KERNEL_MIRROR")
+        .env_remove("KTSTR_KERNELS_TOML");
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd
+}
+
+/// Runs `cmd`, returning its output.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("ktstr runs")
+}
+
+/// stdout as a string.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr as a string.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Parses stdout as JSON, panicking with both streams on failure.
+pub fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            stdout(o),
+            stderr(o)
+        )
+    })
+}
+
+/// True when running under CI, where a test that cannot find the built
+/// kernel must fail instead of skipping.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The default kernel's cache entry in the user's real cache (what
+/// `.ci/run` builds), as `kernel path --json` reports it. Outside CI a
+/// missing kernel skips the test (returns None); in CI it fails it.
+pub fn built_kernel() -> Option<Value> {
+    let o = run(ktstr()
+        .args(["kernel", "path", "--json"])
+        .env_remove("KTSTR_CACHE_DIR"));
+    if o.status.success() {
+        return Some(json(&o)["entry"].clone());
+    }
+    let msg = format!(
+        "the default kernel is not built (run `ktstr kernel build`): {}",
+        stderr(&o)
+    );
+    assert!(!in_ci(), "CI=true and {msg}");
+    eprintln!("SKIP: {msg}");
+    None
+}
+
+/// The real cache root (`$XDG_CACHE_HOME/ktstr` or `~/.cache/ktstr`).
+pub fn real_cache_root() -> PathBuf {
+    match std::env::var_os("KTSTR_CACHE_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache")
+            })
+            .join("ktstr"),
+    }
+}
+
+/// A private cache whose `kernels/` is empty but whose `work/` (extracted
+/// sources, kbuild slots, locks) is the real one, so tests reuse the
+/// expensive build state without touching the real entries.
+pub fn private_cache_sharing_work() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let real_work = real_cache_root().join("work");
+    std::fs::create_dir_all(&real_work).expect("real work dir");
+    std::os::unix::fs::symlink(&real_work, tmp.path().join("work")).expect("symlink work");
+    tmp
+}
+
+/// Copies a cache entry directory into `cache_root/kernels/`.
+pub fn copy_entry(entry_dir: &Path, cache_root: &Path) -> PathBuf {
+    let key = entry_dir.file_name().expect("entry name");
+    let dest = cache_root.join("kernels").join(key);
+    copy_dir(entry_dir, &dest);
+    dest
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
