@@ -150,6 +150,50 @@ fn truncated_entry_is_rebuilt_not_used() {
 }
 
 #[test]
+fn concurrent_builds_of_one_key_build_once_and_both_succeed() {
+    let Some(entry) = built_kernel() else { return };
+    let cache = private_cache_sharing_work();
+    let copy = copy_entry(&path_of(&entry["dir"]), cache.path());
+    std::fs::write(copy.join("bzImage"), b"corrupt").unwrap();
+    let spawn = || {
+        ktstr()
+            .args(["kernel", "build", "--json"])
+            .env("KTSTR_CACHE_DIR", cache.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let mut built = 0;
+    for o in &outs {
+        assert!(o.status.success(), "{}", stderr(o));
+        let v = json(o);
+        assert_eq!(v["entry"]["key"], entry["key"]);
+        if v["cached"] == false {
+            built += 1;
+        }
+    }
+    assert_eq!(built, 1, "the lock must let exactly one process build");
+    let o = run(ktstr()
+        .args(["kernel", "list", "--json"])
+        .env("KTSTR_CACHE_DIR", cache.path()));
+    let entries = json(&o)["entries"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["valid"], true);
+    let leftovers: Vec<_> = std::fs::read_dir(cache.path().join("kernels"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "staging or trash left behind: {leftovers:?}"
+    );
+}
+
+#[test]
 fn extra_kconfig_with_dependencies_off_names_each_dropped_option() {
     if built_kernel().is_none() {
         return;

@@ -82,7 +82,7 @@ impl KernelCache {
         }
         Ok(CacheEntry {
             dir: dest,
-            manifest: manifest.clone(),
+            manifest: Box::new(manifest.clone()),
         })
     }
 
@@ -197,7 +197,7 @@ fn load_verified(dir: &Path) -> std::result::Result<CacheEntry, String> {
     manifest.verify(dir)?;
     Ok(CacheEntry {
         dir: dir.to_path_buf(),
-        manifest,
+        manifest: Box::new(manifest),
     })
 }
 

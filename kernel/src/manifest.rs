@@ -120,8 +120,8 @@ impl Manifest {
 pub struct CacheEntry {
     /// The entry directory.
     pub dir: PathBuf,
-    /// Its manifest.
-    pub manifest: Manifest,
+    /// Its manifest (boxed: entries travel inside small enums).
+    pub manifest: Box<Manifest>,
 }
 
 impl CacheEntry {

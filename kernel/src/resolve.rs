@@ -237,7 +237,7 @@ fn path_target(path: &Path) -> Result<Target> {
                 })?;
             return Ok(Target::Ready(BootKernel::Entry(CacheEntry {
                 dir: path.to_path_buf(),
-                manifest,
+                manifest: Box::new(manifest),
             })));
         }
         return Ok(Target::Source(plain_request(SourceSpec::Tree(
