@@ -9,7 +9,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::{built_kernel, copy_entry, json, ktstr, private_cache_sharing_work, run, stderr};
+use common::{
+    built_kernel, copy_entry, failure, json, ktstr, private_cache_sharing_work, run, stderr,
+};
 use goblin::elf::Elf;
 use ktstr_kernel::testing::{Body, MirrorServer};
 use serde_json::Value;
@@ -122,11 +124,12 @@ fn truncated_entry_is_rebuilt_not_used() {
         .unwrap();
 
     // Not used: locating it reports it as not built.
-    let o = run(ktstr()
-        .args(["kernel", "path"])
-        .env("KTSTR_CACHE_DIR", cache.path()));
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("is not built yet"), "{}", stderr(&o));
+    let err = failure(
+        ktstr()
+            .args(["kernel", "path"])
+            .env("KTSTR_CACHE_DIR", cache.path()),
+    );
+    assert!(err.contains("is not built yet"), "{err}");
 
     // Rebuilt: the build notices, says why, and installs a valid entry.
     let o = run(ktstr()
@@ -206,11 +209,11 @@ fn extra_kconfig_with_dependencies_off_names_each_dropped_option() {
         "CONFIG_DRM_I915=y\nCONFIG_E1000=y\n# CONFIG_PRINTK is not set\nCONFIG_PRINTK=y\n",
     )
     .unwrap();
-    let o = run(ktstr()
-        .args(["kernel", "build", "--extra-kconfig", frag.to_str().unwrap()])
-        .env("KTSTR_CACHE_DIR", cache.path()));
-    assert_eq!(o.status.code(), Some(1));
-    let err = stderr(&o);
+    let err = failure(
+        ktstr()
+            .args(["kernel", "build", "--extra-kconfig", frag.to_str().unwrap()])
+            .env("KTSTR_CACHE_DIR", cache.path()),
+    );
     assert!(err.contains("kernel config dropped 2 option(s)"), "{err}");
     for opt in ["CONFIG_DRM_I915", "CONFIG_E1000"] {
         let line = format!(

@@ -3,58 +3,61 @@
 
 mod common;
 
-use common::{json, ktstr, run, stderr, stdout};
+use std::process::Command;
 
-fn private_cache() -> tempfile::TempDir {
+use common::{failure, json, ktstr, pack, run, stderr, stdout};
+
+/// `ktstr ARGS...` against a fresh private cache.
+fn ktstr_in(cache: &tempfile::TempDir, args: &[&str]) -> Command {
+    let mut cmd = ktstr();
+    cmd.args(args).env("KTSTR_CACHE_DIR", cache.path());
+    cmd
+}
+
+fn cache() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
 }
 
 #[test]
 fn missing_tarball_is_one_line_naming_the_file() {
-    let cache = private_cache();
-    let o = run(ktstr()
-        .args(["kernel", "build", "/nonexistent/linux.tar.xz"])
-        .env("KTSTR_CACHE_DIR", cache.path()));
-    assert_eq!(o.status.code(), Some(1));
+    let c = cache();
+    let err = failure(&mut ktstr_in(
+        &c,
+        &["kernel", "build", "/nonexistent/linux.tar.xz"],
+    ));
     assert_eq!(
-        stderr(&o).trim(),
+        err,
         "error: kernel source tarball /nonexistent/linux.tar.xz: not found"
     );
 }
 
 #[test]
 fn missing_tarball_in_kernels_toml_is_one_line_naming_the_file() {
-    let cache = private_cache();
-    let toml = cache.path().join("kernels.toml");
+    let c = cache();
+    let toml = c.path().join("kernels.toml");
     std::fs::write(
         &toml,
         "[kernel.gone]\ntarball = \"/nonexistent/linux-6.12.tar.xz\"\n",
     )
     .unwrap();
-    let o = run(ktstr()
-        .args(["kernel", "build", "gone"])
-        .env("KTSTR_CACHE_DIR", cache.path())
-        .env("KTSTR_KERNELS_TOML", &toml));
-    assert_eq!(o.status.code(), Some(1));
+    let err = failure(ktstr_in(&c, &["kernel", "build", "gone"]).env("KTSTR_KERNELS_TOML", &toml));
     assert_eq!(
-        stderr(&o).trim(),
+        err,
         "error: kernel source tarball /nonexistent/linux-6.12.tar.xz: not found"
     );
 }
 
 #[test]
 fn garbage_tarball_is_one_line_naming_the_file() {
-    let cache = private_cache();
-    let bad = cache.path().join("linux-bad.tar.xz");
+    let c = cache();
+    let bad = c.path().join("linux-bad.tar.xz");
     std::fs::write(&bad, b"this is not a tarball at all").unwrap();
-    let o = run(ktstr()
-        .args(["kernel", "build", bad.to_str().unwrap()])
-        .env("KTSTR_CACHE_DIR", cache.path()));
-    assert_eq!(o.status.code(), Some(1));
-    let err = stderr(&o);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = failure(&mut ktstr_in(
+        &c,
+        &["kernel", "build", bad.to_str().unwrap()],
+    ));
     assert_eq!(
-        err.trim(),
+        err,
         format!(
             "error: kernel source tarball {}: not an xz or gzip compressed tarball",
             bad.display()
@@ -65,8 +68,8 @@ fn garbage_tarball_is_one_line_naming_the_file() {
 /// A real xz stream cut short: caught while reading, named, one line.
 #[test]
 fn truncated_tarball_is_one_line_naming_the_file() {
-    let cache = private_cache();
-    let tree = cache.path().join("linux-9.9");
+    let c = cache();
+    let tree = c.path().join("linux-9.9");
     std::fs::create_dir_all(&tree).unwrap();
     let filler: String = (0..20000)
         .map(|i| format!("line {i} of padding\n"))
@@ -77,23 +80,13 @@ fn truncated_tarball_is_one_line_naming_the_file() {
         "VERSION = 9\nPATCHLEVEL = 9\nSUBLEVEL = 1\nEXTRAVERSION =\n",
     )
     .unwrap();
-    let tarball = cache.path().join("linux-9.9.tar.xz");
-    let status = std::process::Command::new("tar")
-        .arg("-cJf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(cache.path())
-        .arg("linux-9.9")
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let tarball = pack(c.path(), "linux-9.9", "linux-9.9.tar.xz", 'J');
     let bytes = std::fs::read(&tarball).unwrap();
     std::fs::write(&tarball, &bytes[..bytes.len() / 2]).unwrap();
-    let o = run(ktstr()
-        .args(["kernel", "build", tarball.to_str().unwrap()])
-        .env("KTSTR_CACHE_DIR", cache.path()));
-    assert_eq!(o.status.code(), Some(1));
-    let err = stderr(&o);
+    let err = failure(&mut ktstr_in(
+        &c,
+        &["kernel", "build", tarball.to_str().unwrap()],
+    ));
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.starts_with(&format!(
@@ -106,26 +99,16 @@ fn truncated_tarball_is_one_line_naming_the_file() {
 
 #[test]
 fn tarball_without_kernel_makefile_is_rejected() {
-    let cache = private_cache();
-    let dir = cache.path().join("notkernel");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("README"), "hello").unwrap();
-    let tarball = cache.path().join("notkernel.tar.gz");
-    let st = std::process::Command::new("tar")
-        .arg("-czf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(cache.path())
-        .arg("notkernel")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let o = run(ktstr()
-        .args(["kernel", "build", tarball.to_str().unwrap()])
-        .env("KTSTR_CACHE_DIR", cache.path()));
-    assert_eq!(o.status.code(), Some(1));
+    let c = cache();
+    std::fs::create_dir_all(c.path().join("notkernel")).unwrap();
+    std::fs::write(c.path().join("notkernel/README"), "hello").unwrap();
+    let tarball = pack(c.path(), "notkernel", "notkernel.tar.gz", 'z');
+    let err = failure(&mut ktstr_in(
+        &c,
+        &["kernel", "build", tarball.to_str().unwrap()],
+    ));
     assert_eq!(
-        stderr(&o).trim(),
+        err,
         format!(
             "error: kernel source tarball {}: no top-level kernel Makefile: not a kernel source tarball",
             tarball.display()
@@ -135,20 +118,16 @@ fn tarball_without_kernel_makefile_is_rejected() {
 
 #[test]
 fn bad_kernels_toml_names_the_field() {
-    let cache = private_cache();
-    let toml = cache.path().join("kernels.toml");
+    let c = cache();
+    let toml = c.path().join("kernels.toml");
     std::fs::write(
         &toml,
         "[kernel.x]\ntarball = \"a.tar.xz\"\nversion = \"6.12.1\"\n",
     )
     .unwrap();
-    let o = run(ktstr()
-        .args(["kernel", "list"])
-        .env("KTSTR_CACHE_DIR", cache.path())
-        .env("KTSTR_KERNELS_TOML", &toml));
-    assert_eq!(o.status.code(), Some(1));
+    let err = failure(ktstr_in(&c, &["kernel", "list"]).env("KTSTR_KERNELS_TOML", &toml));
     assert_eq!(
-        stderr(&o).trim(),
+        err,
         format!(
             "error: {}: kernel.x: set exactly one of `tarball`, `tree`, `version` (found tarball, version)",
             toml.display()
@@ -158,22 +137,20 @@ fn bad_kernels_toml_names_the_field() {
 
 #[test]
 fn extra_kconfig_that_is_not_kconfig_fails_before_building() {
-    let cache = private_cache();
-    let frag = cache.path().join("extra.kconfig");
+    let c = cache();
+    let frag = c.path().join("extra.kconfig");
     std::fs::write(&frag, "CONFIG_OK=y\nthis is wrong\n").unwrap();
-    let o2 = run(ktstr()
-        .args([
-            "kernel",
-            "build",
-            "--extra-kconfig",
-            frag.to_str().unwrap(),
-            "6.12.58",
-        ])
-        .env("KTSTR_CACHE_DIR", cache.path())
-        .env("KTSTR_KERNEL_MIRROR", "http://127.0.0.1:9"));
-    assert_eq!(o2.status.code(), Some(1));
+    let args = [
+        "kernel",
+        "build",
+        "--extra-kconfig",
+        frag.to_str().unwrap(),
+        "6.12.58",
+    ];
+    // The mirror is unreachable: the fragment must be rejected before any download.
+    let err = failure(ktstr_in(&c, &args).env("KTSTR_KERNEL_MIRROR", "http://127.0.0.1:9"));
     assert_eq!(
-        stderr(&o2).trim(),
+        err,
         format!(
             "error: {}:2: not a kconfig line: this is wrong",
             frag.display()
@@ -183,43 +160,32 @@ fn extra_kconfig_that_is_not_kconfig_fails_before_building() {
 
 #[test]
 fn unknown_identifier_lists_what_was_tried() {
-    let cache = private_cache();
-    let o = run(ktstr()
-        .args(["kernel", "path", "nope"])
-        .env("KTSTR_CACHE_DIR", cache.path()));
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("no kernel matches `nope`"),
-        "{}",
-        stderr(&o)
-    );
+    let c = cache();
+    let err = failure(&mut ktstr_in(&c, &["kernel", "path", "nope"]));
+    assert!(err.contains("no kernel matches `nope`"), "{err}");
 }
 
 #[test]
 fn empty_cache_lists_no_entries_as_json() {
-    let cache = private_cache();
-    let o = run(ktstr()
-        .args(["kernel", "list", "--json"])
-        .env("KTSTR_CACHE_DIR", cache.path()));
+    let c = cache();
+    let o = run(&mut ktstr_in(&c, &["kernel", "list", "--json"]));
     assert!(o.status.success(), "{}", stderr(&o));
     let v = json(&o);
     assert_eq!(v["entries"].as_array().map(Vec::len), Some(0));
-    assert_eq!(
-        v["cache_dir"],
-        cache.path().join("kernels").to_str().unwrap()
-    );
+    assert_eq!(v["cache_dir"], c.path().join("kernels").to_str().unwrap());
 }
 
 #[test]
 fn path_accepts_a_bare_image() {
-    let cache = private_cache();
+    let c = cache();
     let mut bz = vec![0u8; 0x400];
     bz[0x202..0x206].copy_from_slice(b"HdrS");
-    let img = cache.path().join("bzImage");
+    let img = c.path().join("bzImage");
     std::fs::write(&img, &bz).unwrap();
-    let o = run(ktstr()
-        .args(["kernel", "path", img.to_str().unwrap(), "--json"])
-        .env("KTSTR_CACHE_DIR", cache.path()));
+    let o = run(&mut ktstr_in(
+        &c,
+        &["kernel", "path", img.to_str().unwrap(), "--json"],
+    ));
     assert!(o.status.success(), "{}", stderr(&o));
     let v = json(&o);
     assert_eq!(v["image"], img.to_str().unwrap());

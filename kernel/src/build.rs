@@ -140,10 +140,22 @@ pub fn build(
     let jobs = req
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    configure(&tree, &objdir, &prepared, &log, observer)?;
-    make_kernel(&tree, &objdir, jobs, &log, observer)?;
-    make_schedulers(&tree, &objdir, jobs, &log, observer)?;
-    let entry = stage_and_install(cache, &objdir, &prepared, started.elapsed().as_secs_f64())?;
+    let kbuild = Kbuild {
+        tree,
+        objdir,
+        jobs,
+        log,
+        observer,
+    };
+    kbuild.configure(&prepared)?;
+    kbuild.make_kernel()?;
+    kbuild.make_schedulers()?;
+    let entry = stage_and_install(
+        cache,
+        &kbuild.objdir,
+        &prepared,
+        started.elapsed().as_secs_f64(),
+    )?;
     Ok(BuildOutcome {
         entry,
         cached: false,
@@ -151,102 +163,106 @@ pub fn build(
     })
 }
 
-fn make(tree: &Path, objdir: &Path) -> Command {
-    let mut cmd = Command::new("make");
-    cmd.arg("-C")
-        .arg(tree)
-        .arg(format!("O={}", objdir.display()));
-    cmd
-}
-
-/// tinyconfig + fragments + olddefconfig, then verify every asked-for
-/// option survived. Skipped when the slot is already configured for this
-/// exact config hash (keeps kbuild incremental).
-fn configure(
-    tree: &Path,
-    objdir: &Path,
-    prepared: &Prepared,
-    log: &Path,
-    observer: &dyn Observer,
-) -> Result<()> {
-    let marker = objdir.join(CONFIGURED_MARKER);
-    if std::fs::read_to_string(&marker).is_ok_and(|m| m.trim() == prepared.config_hash)
-        && objdir.join(".config").is_file()
-    {
-        return Ok(());
-    }
-    let _ = std::fs::remove_file(&marker);
-    observer.phase("configure (tinyconfig + fragments)", None);
-    let mut tiny = make(tree, objdir);
-    tiny.arg("tinyconfig");
-    run_step("make tinyconfig", tiny, log, observer)?;
-    let frag_dir = objdir.join("ktstr-fragments");
-    remove_dir_if_exists(&frag_dir)?;
-    std::fs::create_dir_all(&frag_dir).at(&frag_dir)?;
-    let mut merge = Command::new(tree.join("scripts/kconfig/merge_config.sh"));
-    merge
-        .current_dir(tree)
-        .arg("-m")
-        .arg("-O")
-        .arg(objdir)
-        .arg(objdir.join(".config"));
-    for (i, fragment) in prepared.fragments.iter().enumerate() {
-        let path = frag_dir.join(format!("{i:02}.kconfig"));
-        std::fs::write(&path, &fragment.text).at(&path)?;
-        merge.arg(&path);
-    }
-    run_step("merge_config.sh", merge, log, observer)?;
-    let mut olddef = make(tree, objdir);
-    olddef.arg("olddefconfig");
-    run_step("make olddefconfig", olddef, log, observer)?;
-    let config_path = objdir.join(".config");
-    let final_config = std::fs::read_to_string(&config_path).at(&config_path)?;
-    let dropped = dropped_options(&prepared.fragments, &final_config)?;
-    if !dropped.is_empty() {
-        return Err(KernelError::DroppedOptions(dropped));
-    }
-    std::fs::write(&marker, &prepared.config_hash).at(&marker)?;
-    observer.finish("configured");
-    Ok(())
-}
-
-fn make_kernel(
-    tree: &Path,
-    objdir: &Path,
+/// One kbuild run: the source tree, its output slot, and where output goes.
+struct Kbuild<'a> {
+    tree: PathBuf,
+    objdir: PathBuf,
     jobs: usize,
-    log: &Path,
-    observer: &dyn Observer,
-) -> Result<()> {
-    observer.phase("build kernel (make vmlinux bzImage)", None);
-    let mut cmd = make(tree, objdir);
-    cmd.arg(format!("-j{jobs}")).args(["vmlinux", "bzImage"]);
-    run_step("make vmlinux bzImage", cmd, log, observer)?;
-    observer.finish("kernel built");
-    Ok(())
+    log: PathBuf,
+    observer: &'a dyn Observer,
 }
 
-fn make_schedulers(
-    tree: &Path,
-    objdir: &Path,
-    jobs: usize,
-    log: &Path,
-    observer: &dyn Observer,
-) -> Result<()> {
-    observer.phase("build sched_ext sample schedulers", None);
-    let out = objdir.join("sched_ext");
-    std::fs::create_dir_all(&out).at(&out)?;
-    let mut cmd = Command::new("make");
-    cmd.arg("-C")
-        .arg(tree.join("tools/sched_ext"))
-        .arg(format!("O={}", out.display()))
-        .arg(format!("VMLINUX_BTF={}", objdir.join("vmlinux").display()))
-        .arg(format!("CLANG={}", clang()))
-        .arg(format!("LLVM_STRIP={}", llvm_strip()))
-        .arg(format!("-j{jobs}"))
-        .args(SAMPLE_SCHEDULERS);
-    run_step("make -C tools/sched_ext", cmd, log, observer)?;
-    observer.finish("schedulers built");
-    Ok(())
+impl Kbuild<'_> {
+    fn make(&self) -> Command {
+        let mut cmd = Command::new("make");
+        cmd.arg("-C")
+            .arg(&self.tree)
+            .arg(format!("O={}", self.objdir.display()));
+        cmd
+    }
+
+    fn step(&self, step: &str, cmd: Command) -> Result<()> {
+        run_step(step, cmd, &self.log, self.observer)
+    }
+
+    /// tinyconfig + fragments + olddefconfig, then verify every asked-for
+    /// option survived. Skipped when the slot is already configured for
+    /// this exact config hash (keeps kbuild incremental).
+    fn configure(&self, prepared: &Prepared) -> Result<()> {
+        let marker = self.objdir.join(CONFIGURED_MARKER);
+        let config_path = self.objdir.join(".config");
+        if std::fs::read_to_string(&marker).is_ok_and(|m| m.trim() == prepared.config_hash)
+            && config_path.is_file()
+        {
+            return Ok(());
+        }
+        let _ = std::fs::remove_file(&marker);
+        self.observer
+            .phase("configure (tinyconfig + fragments)", None);
+        let mut tiny = self.make();
+        tiny.arg("tinyconfig");
+        self.step("make tinyconfig", tiny)?;
+        let frag_dir = self.objdir.join("ktstr-fragments");
+        remove_dir_if_exists(&frag_dir)?;
+        std::fs::create_dir_all(&frag_dir).at(&frag_dir)?;
+        let mut merge = Command::new(self.tree.join("scripts/kconfig/merge_config.sh"));
+        merge
+            .current_dir(&self.tree)
+            .arg("-m")
+            .arg("-O")
+            .arg(&self.objdir)
+            .arg(&config_path);
+        for (i, fragment) in prepared.fragments.iter().enumerate() {
+            let path = frag_dir.join(format!("{i:02}.kconfig"));
+            std::fs::write(&path, &fragment.text).at(&path)?;
+            merge.arg(&path);
+        }
+        self.step("merge_config.sh", merge)?;
+        let mut olddef = self.make();
+        olddef.arg("olddefconfig");
+        self.step("make olddefconfig", olddef)?;
+        let final_config = std::fs::read_to_string(&config_path).at(&config_path)?;
+        let dropped = dropped_options(&prepared.fragments, &final_config)?;
+        if !dropped.is_empty() {
+            return Err(KernelError::DroppedOptions(dropped));
+        }
+        std::fs::write(&marker, &prepared.config_hash).at(&marker)?;
+        self.observer.finish("configured");
+        Ok(())
+    }
+
+    fn make_kernel(&self) -> Result<()> {
+        self.observer
+            .phase("build kernel (make vmlinux bzImage)", None);
+        let mut cmd = self.make();
+        cmd.arg(format!("-j{}", self.jobs))
+            .args(["vmlinux", "bzImage"]);
+        self.step("make vmlinux bzImage", cmd)?;
+        self.observer.finish("kernel built");
+        Ok(())
+    }
+
+    fn make_schedulers(&self) -> Result<()> {
+        self.observer
+            .phase("build sched_ext sample schedulers", None);
+        let out = self.objdir.join("sched_ext");
+        std::fs::create_dir_all(&out).at(&out)?;
+        let mut cmd = Command::new("make");
+        cmd.arg("-C")
+            .arg(self.tree.join("tools/sched_ext"))
+            .arg(format!("O={}", out.display()))
+            .arg(format!(
+                "VMLINUX_BTF={}",
+                self.objdir.join("vmlinux").display()
+            ))
+            .arg(format!("CLANG={}", clang()))
+            .arg(format!("LLVM_STRIP={}", llvm_strip()))
+            .arg(format!("-j{}", self.jobs))
+            .args(SAMPLE_SCHEDULERS);
+        self.step("make -C tools/sched_ext", cmd)?;
+        self.observer.finish("schedulers built");
+        Ok(())
+    }
 }
 
 fn stage_and_install(

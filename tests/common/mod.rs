@@ -110,3 +110,33 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Runs `cmd`, asserts it failed with exit code 1, and returns its trimmed
+/// stderr.
+pub fn failure(cmd: &mut Command) -> String {
+    let o = run(cmd);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "expected exit 1; stdout:\n{}\nstderr:\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    stderr(&o).trim().to_string()
+}
+
+/// Packs `parent/dir` into `parent/<out_name>` with `tar -c<compress>f`
+/// (`J` xz, `z` gzip), returning the tarball's path.
+pub fn pack(parent: &Path, dir: &str, out_name: &str, compress: char) -> PathBuf {
+    let out = parent.join(out_name);
+    let st = Command::new("tar")
+        .arg(format!("-c{compress}f"))
+        .arg(&out)
+        .arg("-C")
+        .arg(parent)
+        .arg(dir)
+        .status()
+        .expect("tar runs");
+    assert!(st.success(), "tar failed");
+    out
+}
