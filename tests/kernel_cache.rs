@@ -158,6 +158,12 @@ fn concurrent_builds_of_one_key_build_once_and_both_succeed() {
     let cache = private_cache_sharing_work();
     let copy = copy_entry(&path_of(&entry["dir"]), cache.path());
     std::fs::write(copy.join("bzImage"), b"corrupt").unwrap();
+    // What a build killed mid-staging leaves behind.
+    let stale = cache.path().join(format!(
+        "kernels/.staging-{}-999999",
+        entry["key"].as_str().unwrap()
+    ));
+    std::fs::create_dir_all(&stale).unwrap();
     let spawn = || {
         ktstr()
             .args(["kernel", "build", "--json"])
@@ -274,4 +280,38 @@ fn release_download_from_local_mirror_is_verified_and_keyed_by_content() {
         std::fs::metadata(&tarball).unwrap().len()
     );
     assert!(Path::new(&downloaded).is_file());
+}
+
+#[test]
+fn clean_keeps_the_newest_valid_entries_and_drops_broken_ones() {
+    let Some(entry) = built_kernel() else { return };
+    let cache = tempfile::tempdir().unwrap();
+    copy_entry(&path_of(&entry["dir"]), cache.path());
+    let broken = cache.path().join("kernels/6.0-deadbeef-deadbeef");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("bzImage"), b"half").unwrap();
+    let clean = |keep: &str| {
+        let o = run(ktstr()
+            .args(["kernel", "clean", "--keep", keep, "--json"])
+            .env("KTSTR_CACHE_DIR", cache.path()));
+        assert!(o.status.success(), "{}", stderr(&o));
+        json(&o)["removed"].clone()
+    };
+    assert_eq!(clean("1"), serde_json::json!(["6.0-deadbeef-deadbeef"]));
+    assert!(
+        path_of(&entry["dir"]).is_dir(),
+        "the real cache must be untouched"
+    );
+    assert!(cache
+        .path()
+        .join("kernels")
+        .join(entry["key"].as_str().unwrap())
+        .is_dir());
+    assert_eq!(clean("0"), serde_json::json!([entry["key"]]));
+    assert_eq!(
+        std::fs::read_dir(cache.path().join("kernels"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
