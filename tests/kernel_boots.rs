@@ -125,6 +125,7 @@ fn built_kernel_boots_to_init_with_sched_ext() {
         .lines()
         .find(|l| l.contains("KTSTR-BOOT"))
         .unwrap_or_else(|| panic!("/init never reported; console tail:\n{tail}"));
+    println!("guest reported: {}", line.trim());
     let version = entry["version"].as_str().unwrap();
     assert!(line.contains("nproc=4"), "{line}");
     assert!(
