@@ -125,7 +125,8 @@ fn built_kernel_boots_to_init_with_sched_ext() {
         .lines()
         .find(|l| l.contains("KTSTR-BOOT"))
         .unwrap_or_else(|| panic!("/init never reported; console tail:\n{tail}"));
-    println!("guest reported: {}", line.trim());
+    let report = &line[line.find("KTSTR-BOOT").expect("marker")..];
+    println!("guest reported: {}", report.trim());
     let version = entry["version"].as_str().unwrap();
     assert!(line.contains("nproc=4"), "{line}");
     assert!(
