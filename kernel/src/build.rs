@@ -272,19 +272,8 @@ fn stage_and_install(
     seconds: f64,
 ) -> Result<CacheEntry> {
     let layout = cache.layout();
-    let prefix = format!(".staging-{}-", prepared.key);
-    // The caller holds the slot lock: any staging dir for this key is left
-    // over from a build that was killed.
-    if let Ok(rd) = std::fs::read_dir(layout.kernels_dir()) {
-        for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
-                remove_dir_if_exists(&e.path())?;
-            }
-        }
-    }
-    let staging = layout
-        .kernels_dir()
-        .join(format!("{prefix}{}", std::process::id()));
+    // The caller holds the slot lock, which covers every build of this key.
+    let staging = cache.new_staging_dir(&prepared.key)?;
     std::fs::create_dir_all(staging.join("sched")).at(&staging)?;
     let mut copies: Vec<(PathBuf, String)> = vec![
         (objdir.join("arch/x86/boot/bzImage"), "bzImage".into()),

@@ -2,11 +2,14 @@
 //! half-written one), installing new ones atomically, listing and cleaning.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Result};
 use crate::layout::{discard_dir, remove_dir_if_exists, CacheLayout};
 use crate::manifest::{CacheEntry, Manifest, MANIFEST_FILE};
+
+/// Name prefix of entries being written (`.staging-<key>-<pid>`).
+const STAGING_PREFIX: &str = ".staging-";
 
 /// What a key lookup found.
 #[derive(Debug)]
@@ -157,17 +160,35 @@ impl KernelCache {
             |name| sources.contains(name),
             "src-",
         )?;
-        for dir in [self.layout.kernels_dir()] {
-            if let Ok(rd) = std::fs::read_dir(&dir) {
-                for e in rd.flatten() {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    if name.starts_with(".staging-") || name.starts_with(".trash-") {
-                        remove_dir_if_exists(&e.path())?;
-                    }
-                }
+        self.remove_leftovers(&[STAGING_PREFIX, ".trash-"])?;
+        Ok(removed)
+    }
+
+    /// A fresh staging directory for `key`, named for this process. The
+    /// caller must hold the key's build lock: any other staging directory
+    /// of the key is then left over from a killed build, and is removed.
+    pub fn new_staging_dir(&self, key: &str) -> Result<PathBuf> {
+        let prefix = format!("{STAGING_PREFIX}{key}-");
+        self.remove_leftovers(&[&prefix])?;
+        Ok(self
+            .layout
+            .kernels_dir()
+            .join(format!("{prefix}{}", std::process::id())))
+    }
+
+    /// Removes every directory in `kernels/` whose name starts with one of
+    /// `prefixes` (interrupted writes: staging and trash).
+    fn remove_leftovers(&self, prefixes: &[&str]) -> Result<()> {
+        let Ok(rd) = std::fs::read_dir(self.layout.kernels_dir()) else {
+            return Ok(());
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if prefixes.iter().any(|p| name.starts_with(p)) {
+                remove_dir_if_exists(&e.path())?;
             }
         }
-        Ok(removed)
+        Ok(())
     }
 
     fn remove_unused(
@@ -181,7 +202,7 @@ impl KernelCache {
         };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let stem = name.trim_start_matches(".staging-");
+            let stem = name.trim_start_matches(STAGING_PREFIX);
             if used(stem) {
                 continue;
             }
