@@ -1,9 +1,19 @@
 //! ktstr-guest-agent: PID 1 inside the guest. Owns mounting the guest's
-//! filesystems, reporting what the guest sees, starting the scheduler,
-//! cgroups and workers, and the guest side of the host/guest channel.
+//! filesystems, reporting what the guest sees, running the job the host
+//! shipped in the initramfs, and the guest side of the host/guest channel.
 //!
 //! It must never link the host's VMM or the kernel pipeline: it runs inside
-//! the VM, statically built, with nothing but the kernel beneath it.
+//! the VM with nothing beneath it but the kernel and the shared libraries
+//! the host packed beside it.
+
+pub mod channel;
+pub mod exec;
+pub mod fault;
+pub mod mounts;
+pub mod power;
+pub mod report;
+pub mod run;
+pub mod shell;
 
 /// The crate's version, reported to the host in the agent's first message.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,8 +1,15 @@
 //! Argument definitions and dispatch for every `ktstr` subcommand.
 
+mod bench;
 mod completions;
+mod guest;
 mod kernel;
+mod layout_view;
 mod progress;
+mod shell;
+mod terminal;
+mod topo;
+mod vm;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +36,16 @@ pub enum Command {
     /// Build, list, locate and clean guest kernels.
     #[command(subcommand)]
     Kernel(kernel::KernelCommand),
+    /// Boot VMs and look at what the guest sees.
+    #[command(subcommand)]
+    Vm(vm::VmCommand),
+    /// A busybox shell in a VM (interactive, or --exec CMD).
+    Shell(shell::ShellArgs),
+    /// The host's own CPU layout (same shape as `vm probe`).
+    Topo(kernel::JsonArg),
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Print a shell completion script.
     Completions(completions::CompletionsArgs),
 }
@@ -37,6 +54,10 @@ pub enum Command {
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Kernel(cmd) => kernel::run(cmd, cli.kernels_toml.as_deref()),
+        Command::Vm(cmd) => vm::run(cmd, cli.kernels_toml.as_deref()),
+        Command::Shell(args) => shell::run(args, cli.kernels_toml.as_deref()),
+        Command::Topo(args) => topo::run(&args),
+        Command::Bench(cmd) => bench::run(cmd, cli.kernels_toml.as_deref()),
         Command::Completions(args) => completions::run(&args),
     }
 }

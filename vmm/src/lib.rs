@@ -1,9 +1,29 @@
 //! ktstr-vmm: virtual machines with a declared CPU topology. Owns the VM
-//! backend interface, the QEMU backend, ktstr's own KVM VMM, initramfs
-//! construction and the host side of the host/guest channel.
+//! backend interface, the QEMU backend (ktstr's own KVM VMM joins it behind
+//! the same interface), initramfs construction and the host end of the
+//! host/guest channel.
 //!
 //! It must not depend on the Rhai engine or the CLI: the VMM knows no Rhai.
 //! It takes kernel image paths, never builds kernels.
+//!
+//! The pieces: a [`VmBackend`] starts a VM from a [`VmSpec`] and hands back
+//! raw streams ([`LaunchedVm`]); [`session::run`] drives any backend's VM
+//! the same way: console to a log file, channel frames checked and decoded,
+//! a deadline, and an [`VmOutcome`] that says how the VM ended.
+
+pub mod backend;
+pub mod cmdline;
+mod console;
+mod error;
+pub mod initramfs;
+mod outcome;
+pub mod probe;
+pub mod qemu;
+pub mod session;
+
+pub use backend::{BackendKind, LaunchedVm, VmBackend, VmProcess, VmSpec};
+pub use error::VmError;
+pub use outcome::{VmEnd, VmOutcome};
 
 /// The crate's version, recorded with every VM result.
 pub const VMM_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,68 @@
+//! Running one command for the host and streaming its output back.
+
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use ktstr_proto::{GuestMessage, OutputStream};
+
+use crate::channel::Channel;
+
+/// `PATH` for everything the agent starts.
+pub const GUEST_PATH: &str = "/bin:/sbin:/usr/bin:/usr/sbin";
+
+/// Runs `command` under `/bin/sh -c`, sending its stdout and stderr as
+/// [`GuestMessage::Output`] chunks; returns its exit code (128 + signal
+/// when a signal killed it).
+pub fn run_command(command: &str, channel: &Arc<Mutex<Channel>>) -> Result<i32, String> {
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .env("PATH", GUEST_PATH)
+        .env("HOME", "/tmp")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start /bin/sh: {e}"))?;
+    let pumps = [
+        pump(child.stdout.take(), OutputStream::Stdout, channel),
+        pump(child.stderr.take(), OutputStream::Stderr, channel),
+    ];
+    let status = child.wait().map_err(|e| format!("waiting for /bin/sh: {e}"))?;
+    for p in pumps {
+        let _ = p.join();
+    }
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+fn pump<R: Read + Send + 'static>(
+    from: Option<R>,
+    stream: OutputStream,
+    channel: &Arc<Mutex<Channel>>,
+) -> thread::JoinHandle<()> {
+    let channel = Arc::clone(channel);
+    thread::spawn(move || {
+        let Some(mut from) = from else { return };
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    let msg = GuestMessage::Output {
+                        stream,
+                        data: String::from_utf8_lossy(&buf[..n]).into_owned(),
+                    };
+                    let mut ch = channel.lock().unwrap_or_else(|p| p.into_inner());
+                    if ch.send(&msg).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,120 @@
+//! The agent's life: mount, open the channel, report, run the job, power
+//! off.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use ktstr_proto::{Fault, GuestMessage, Job, JobSpec, JOB_PATH, PROTOCOL_VERSION};
+
+use crate::channel::{Channel, DEFAULT_CHANNEL};
+use crate::{exec, fault, mounts, power, report, shell, AGENT_VERSION};
+
+static PANIC_CHANNEL: OnceLock<Arc<Mutex<Channel>>> = OnceLock::new();
+
+/// Runs the agent as PID 1. Returns only when the agent is made to exit
+/// on purpose ([`Fault::AgentExit`]); otherwise the guest powers off.
+pub fn main() -> ExitCode {
+    let mut warnings = mounts::mount_all();
+    let cmdline = report::kernel_cmdline();
+    let path = report::cmdline_value(&cmdline, "ktstr.channel")
+        .unwrap_or_else(|| DEFAULT_CHANNEL.to_string());
+    let channel = match Channel::open(&path) {
+        Ok(c) => Arc::new(Mutex::new(c)),
+        Err(e) => {
+            eprintln!("ktstr-guest-agent: cannot open the channel {path}: {e}");
+            power::power_off();
+        }
+    };
+    install_panic_hook(&channel);
+    if Path::new("/bin/busybox").exists() {
+        install_busybox(&mut warnings);
+    }
+    let spec = read_job();
+    let fault = spec.as_ref().ok().and_then(|s| s.fault);
+    if fault == Some(Fault::Hang) {
+        fault::hang();
+    }
+    if fault == Some(Fault::Garbage) {
+        lock(&channel).send_garbage_first();
+    }
+    let ready = match report::gather(warnings) {
+        Ok(report) => GuestMessage::Ready {
+            protocol: PROTOCOL_VERSION,
+            agent_version: AGENT_VERSION.to_string(),
+            report,
+        },
+        Err(message) => GuestMessage::Error { message },
+    };
+    send(&channel, &ready);
+    match fault {
+        Some(Fault::KernelPanic) => fault::panic_kernel(),
+        Some(Fault::AgentExit) => {
+            lock(&channel).drain();
+            return ExitCode::from(3);
+        }
+        _ => {}
+    }
+    let result = match spec {
+        Ok(spec) => run_job(&spec.job, &channel),
+        Err(e) => Err(e),
+    };
+    if let Err(message) = result {
+        send(&channel, &GuestMessage::Error { message });
+    }
+    send(&channel, &GuestMessage::Done);
+    lock(&channel).drain();
+    power::power_off();
+}
+
+fn run_job(job: &Job, channel: &Arc<Mutex<Channel>>) -> Result<(), String> {
+    let code = match job {
+        Job::Probe => return Ok(()),
+        Job::Exec { command } => exec::run_command(command, channel)?,
+        Job::Shell => shell::interactive()?,
+    };
+    send(channel, &GuestMessage::Exit { code });
+    Ok(())
+}
+
+fn read_job() -> Result<JobSpec, String> {
+    let text = fs::read_to_string(JOB_PATH).map_err(|e| format!("cannot read {JOB_PATH}: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("{JOB_PATH}: {e}"))
+}
+
+fn install_busybox(warnings: &mut Vec<String>) {
+    let ok = Command::new("/bin/busybox")
+        .args(["--install", "-s", "/bin"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        warnings.push("busybox --install -s /bin failed".to_string());
+    }
+}
+
+fn lock(channel: &Mutex<Channel>) -> std::sync::MutexGuard<'_, Channel> {
+    channel.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn send(channel: &Mutex<Channel>, msg: &GuestMessage) {
+    if let Err(e) = lock(channel).send(msg) {
+        eprintln!("ktstr-guest-agent: channel write failed: {e}");
+    }
+}
+
+/// Reports a panic of the agent over the channel before PID 1 dies.
+fn install_panic_hook(channel: &Arc<Mutex<Channel>>) {
+    let _ = PANIC_CHANNEL.set(Arc::clone(channel));
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Some(ch) = PANIC_CHANNEL.get() {
+            if let Ok(mut ch) = ch.try_lock() {
+                let message = format!("guest agent panicked: {info}");
+                let _ = ch.send(&GuestMessage::Error { message });
+                ch.drain();
+            }
+        }
+        default(info);
+    }));
+}

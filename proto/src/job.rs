@@ -1,0 +1,65 @@
+//! The job the guest agent runs, read from [`JOB_PATH`] in the initramfs.
+
+use serde::{Deserialize, Serialize};
+
+/// Where the per-job initramfs suffix puts the job.
+pub const JOB_PATH: &str = "/ktstr/job.json";
+
+/// What the guest agent does after it reports ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Job {
+    /// Report and power off.
+    Probe,
+    /// Run `command` with `/bin/sh -c`, stream its output, report its exit.
+    Exec {
+        /// The shell command line.
+        command: String,
+    },
+    /// An interactive busybox shell on the console; power off when it exits.
+    Shell,
+}
+
+/// A fault the agent injects on purpose, so that ktstr's own tests can
+/// check how the host reports each kind of guest failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// Panic the guest kernel (sysrq `c`) after reporting ready.
+    KernelPanic,
+    /// Exit the agent (PID 1) with status 3 after reporting ready.
+    AgentExit,
+    /// Never report ready; sleep forever.
+    Hang,
+    /// Send a corrupt frame and an oversized header before each message.
+    Garbage,
+}
+
+/// The job file: the job and an optional injected fault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// The work.
+    pub job: Job,
+    /// A fault to inject, for testing ktstr itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<Fault>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_spec_round_trips() {
+        let spec = JobSpec {
+            job: Job::Exec {
+                command: "nproc".into(),
+            },
+            fault: Some(Fault::Garbage),
+        };
+        let j = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<JobSpec>(&j).unwrap(), spec);
+        assert!(serde_json::from_str::<JobSpec>(r#"{"job":{"kind":"nope"}}"#).is_err());
+    }
+}

@@ -1,0 +1,97 @@
+//! Messages from the guest agent to the host, one per frame, as JSON.
+
+use ktstr_topology::CpuLayout;
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever a message changes shape; the host refuses a guest agent
+/// that speaks another version.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// What the guest saw once its filesystems were mounted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestReport {
+    /// `uname -r` of the guest kernel.
+    pub kernel_release: String,
+    /// The guest's CPU layout, read from its sysfs.
+    pub layout: CpuLayout,
+    /// `/sys/kernel/sched_ext/state`, or None without sched_ext.
+    pub sched_ext_state: Option<String>,
+    /// The kernel command line.
+    pub cmdline: String,
+    /// Memory the guest kernel manages, in KiB (`MemTotal`).
+    pub mem_total_kib: u64,
+    /// Things the agent could not set up but carried on without (a mount
+    /// that failed, ...).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// Which output stream of a guest command a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// One message from the guest agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum GuestMessage {
+    /// The agent is up: first message of every boot.
+    Ready {
+        /// [`PROTOCOL_VERSION`] of the agent.
+        protocol: u32,
+        /// The agent's crate version.
+        agent_version: String,
+        /// What the guest sees.
+        report: GuestReport,
+    },
+    /// A chunk of a guest command's output.
+    Output {
+        /// The stream.
+        stream: OutputStream,
+        /// The bytes, lossily decoded as UTF-8.
+        data: String,
+    },
+    /// A guest command finished.
+    Exit {
+        /// Its exit code (128 + signal number when killed).
+        code: i32,
+    },
+    /// Something the agent could not do; the job failed.
+    Error {
+        /// What went wrong.
+        message: String,
+    },
+    /// The job is over; the agent powers the guest off next.
+    Done,
+}
+
+impl GuestMessage {
+    /// The message as a frame payload.
+    pub fn to_payload(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("messages always serialize")
+    }
+
+    /// Parses a frame payload.
+    pub fn from_payload(payload: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_unknown_ones_fail() {
+        let m = GuestMessage::Exit { code: 3 };
+        let back = GuestMessage::from_payload(&m.to_payload()).unwrap();
+        assert_eq!(back, m);
+        assert!(GuestMessage::from_payload(br#"{"type":"bogus"}"#).is_err());
+        assert!(GuestMessage::from_payload(b"\xff\x00").is_err());
+    }
+}

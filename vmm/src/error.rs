@@ -1,0 +1,53 @@
+//! Errors of starting and driving VMs.
+
+use std::path::PathBuf;
+
+/// What can stop a VM from being started or driven. How a VM that did run
+/// ended (panic, timeout, ...) is not an error but a [`crate::VmEnd`].
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    /// A file or directory operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The backend program is not installed.
+    #[error("{program} not found on PATH: {hint}")]
+    MissingProgram {
+        /// What was looked for.
+        program: String,
+        /// How to get it.
+        hint: String,
+    },
+    /// The backend cannot run this VM (topology, memory, ...).
+    #[error("the {backend} backend cannot run this VM: {reason}")]
+    Unsupported {
+        /// The backend.
+        backend: String,
+        /// Why.
+        reason: String,
+    },
+    /// The backend process could not be started or talked to.
+    #[error("starting the VM failed: {0}")]
+    Launch(String),
+    /// A binary for the initramfs could not be read or its libraries found.
+    #[error("initramfs: {0}")]
+    Initramfs(String),
+}
+
+/// Attaches a path to an I/O error.
+pub(crate) trait IoAt<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T, VmError>;
+}
+
+impl<T> IoAt<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T, VmError> {
+        self.map_err(|source| VmError::Io {
+            path: path.into(),
+            source,
+        })
+    }
+}

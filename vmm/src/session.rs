@@ -1,0 +1,301 @@
+//! Drives a launched VM of any backend: console, channel, deadline,
+//! cancellation, and the verdict on how it ended.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ktstr_proto::{FrameDecoder, GuestMessage, PROTOCOL_VERSION};
+
+use crate::console::{spawn_pump, ConsoleState};
+use crate::error::IoAt;
+use crate::outcome::init_exit_status;
+use crate::{VmBackend, VmEnd, VmError, VmOutcome, VmSpec};
+
+/// The most channel bytes one VM may send before it is killed.
+pub const CHANNEL_LIMIT: usize = 256 << 20;
+/// How long a guest may take to power off after the agent's `Done`.
+const POWER_OFF_GRACE: Duration = Duration::from_secs(15);
+/// How long to wait for the channel's last bytes once the VM is gone.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Where console bytes go and where console input comes from.
+pub struct SessionIo {
+    /// The console log file to write.
+    pub console_log: PathBuf,
+    /// Also copy the console here (the user's terminal).
+    pub console_echo: Option<Box<dyn Write + Send>>,
+    /// Bytes to type into the console (the user's keyboard).
+    pub console_source: Option<Box<dyn Read + Send>>,
+    /// Set from outside (Ctrl-C handler, detach key) to stop the VM.
+    pub cancel: Arc<AtomicBool>,
+    /// The most channel bytes the guest may send ([`CHANNEL_LIMIT`]).
+    pub channel_limit: usize,
+}
+
+impl SessionIo {
+    /// Log to `console_log`; no echo, no input, a fresh cancel flag.
+    pub fn logged(console_log: PathBuf) -> Self {
+        SessionIo {
+            console_log,
+            console_echo: None,
+            console_source: None,
+            cancel: Arc::new(AtomicBool::new(false)),
+            channel_limit: CHANNEL_LIMIT,
+        }
+    }
+}
+
+enum ChannelEvent {
+    Bytes(Vec<u8>),
+    Closed,
+}
+
+/// What the main loop has collected.
+struct Collected {
+    ready_at: Option<Instant>,
+    report: Option<ktstr_proto::GuestReport>,
+    exit_code: Option<i32>,
+    done: bool,
+    agent_errors: Vec<String>,
+    protocol_errors: Vec<String>,
+    channel_bytes: usize,
+    decoder: FrameDecoder,
+}
+
+/// Boots `spec` on `backend` and drives it to its end. Every message from
+/// the guest agent is passed to `on_message` as it arrives. Returns how the
+/// VM ended; errors are only for VMs that could not be started.
+pub fn run(
+    backend: &dyn VmBackend,
+    spec: &VmSpec,
+    io: SessionIo,
+    on_message: &mut dyn FnMut(&GuestMessage),
+) -> Result<VmOutcome, VmError> {
+    backend.check(spec)?;
+    let log = File::create(&io.console_log).at(&io.console_log)?;
+    let start = Instant::now();
+    let mut vm = backend.launch(spec)?;
+    let console = Arc::new(Mutex::new(ConsoleState::default()));
+    let pump = spawn_pump(vm.console, log, io.console_echo, Arc::clone(&console));
+    if let Some(source) = io.console_source {
+        spawn_input(source, vm.console_input);
+    }
+    let events = spawn_channel_reader(vm.channel);
+    let mut c = Collected {
+        ready_at: None,
+        report: None,
+        exit_code: None,
+        done: false,
+        agent_errors: Vec::new(),
+        protocol_errors: Vec::new(),
+        channel_bytes: 0,
+        decoder: FrameDecoder::default(),
+    };
+    let deadline = start + spec.timeout;
+    let mut done_at = None;
+    let forced = loop {
+        match events.recv_timeout(Duration::from_millis(20)) {
+            Ok(ChannelEvent::Bytes(b)) => {
+                c.channel_bytes += b.len();
+                if c.channel_bytes > io.channel_limit {
+                    break Some(VmEnd::ChannelOverflow {
+                        limit: io.channel_limit,
+                    });
+                }
+                c.decoder.push(&b);
+                take_frames(&mut c, on_message);
+                if c.done && done_at.is_none() {
+                    done_at = Some(Instant::now());
+                }
+            }
+            Ok(ChannelEvent::Closed) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => thread::sleep(Duration::from_millis(20)),
+        }
+        if io.cancel.load(Ordering::SeqCst) {
+            break Some(VmEnd::Interrupted);
+        }
+        if vm.process.try_wait()?.is_some() {
+            break None;
+        }
+        if Instant::now() >= deadline {
+            break Some(VmEnd::Timeout {
+                after_s: spec.timeout.as_secs_f64(),
+                agent_ready: c.ready_at.is_some(),
+            });
+        }
+        if done_at.is_some_and(|t| t.elapsed() > POWER_OFF_GRACE) {
+            c.protocol_errors
+                .push("the guest did not power off after its agent finished".into());
+            break Some(VmEnd::Completed);
+        }
+    };
+    if forced.is_some() {
+        vm.process.kill();
+    }
+    let exit = vm.process.try_wait()?;
+    let lifetime = start.elapsed();
+    if forced.is_none() {
+        drain_channel(&events, &mut c, io.channel_limit, on_message);
+    }
+    let _ = pump.join();
+    let console = std::mem::take(&mut *console.lock().unwrap_or_else(|p| p.into_inner()));
+    let end = forced.unwrap_or_else(|| classify(&console, &c, exit.as_ref()));
+    if end == VmEnd::Completed && c.report.is_none() {
+        c.protocol_errors
+            .push("the guest agent never sent its ready message".into());
+    }
+    Ok(VmOutcome {
+        backend: backend.kind(),
+        end,
+        ready_ms: c.ready_at.map(|t| ms(t - start)),
+        lifetime_ms: ms(lifetime),
+        report: c.report,
+        exit_code: c.exit_code,
+        agent_errors: c.agent_errors,
+        protocol_errors: c.protocol_errors,
+        console_tail: console.tail.into_iter().collect(),
+        backend_diagnostics: vm.process.diagnostics(),
+        console_log: io.console_log,
+    })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// How a VM that stopped by itself ended.
+fn classify(
+    console: &ConsoleState,
+    c: &Collected,
+    exit: Option<&crate::backend::BackendExit>,
+) -> VmEnd {
+    if let Some(line) = &console.panic {
+        if line.contains("Attempted to kill init") {
+            let (exit_code, signal) = init_exit_status(line);
+            return VmEnd::AgentExited {
+                message: line.clone(),
+                exit_code,
+                signal,
+            };
+        }
+        return VmEnd::KernelPanic {
+            message: line.clone(),
+        };
+    }
+    match exit {
+        Some(e) if !e.success => VmEnd::BackendFailed {
+            status: e.status.clone(),
+        },
+        _ if c.done => VmEnd::Completed,
+        _ => VmEnd::EndedEarly,
+    }
+}
+
+fn take_frames(c: &mut Collected, on_message: &mut dyn FnMut(&GuestMessage)) {
+    while let Some(frame) = c.decoder.next_frame() {
+        let payload = match frame {
+            Ok(p) => p,
+            Err(e) => {
+                c.protocol_errors.push(e.to_string());
+                continue;
+            }
+        };
+        let msg = match GuestMessage::from_payload(&payload) {
+            Ok(m) => m,
+            Err(e) => {
+                c.protocol_errors
+                    .push(format!("malformed message ({} bytes): {e}", payload.len()));
+                continue;
+            }
+        };
+        record(c, &msg);
+        on_message(&msg);
+    }
+}
+
+fn record(c: &mut Collected, msg: &GuestMessage) {
+    match msg {
+        GuestMessage::Ready {
+            protocol, report, ..
+        } => {
+            if *protocol != PROTOCOL_VERSION {
+                c.protocol_errors.push(format!(
+                    "the guest agent speaks protocol {protocol}, the host {PROTOCOL_VERSION}"
+                ));
+            }
+            if c.ready_at.is_some() {
+                c.protocol_errors.push("a second ready message".into());
+            } else {
+                c.ready_at = Some(Instant::now());
+                c.report = Some(report.clone());
+            }
+        }
+        GuestMessage::Exit { code } => c.exit_code = Some(*code),
+        GuestMessage::Error { message } => c.agent_errors.push(message.clone()),
+        GuestMessage::Done => c.done = true,
+        GuestMessage::Output { .. } => {}
+    }
+}
+
+fn drain_channel(
+    events: &Receiver<ChannelEvent>,
+    c: &mut Collected,
+    limit: usize,
+    on_message: &mut dyn FnMut(&GuestMessage),
+) {
+    let until = Instant::now() + DRAIN_GRACE;
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        match events.recv_timeout(left) {
+            Ok(ChannelEvent::Bytes(b)) if c.channel_bytes + b.len() <= limit => {
+                c.channel_bytes += b.len();
+                c.decoder.push(&b);
+                take_frames(c, on_message);
+            }
+            Ok(ChannelEvent::Bytes(_)) | Ok(ChannelEvent::Closed) | Err(_) => break,
+        }
+    }
+    if let Some(e) = c.decoder.finish() {
+        c.protocol_errors.push(e.to_string());
+    }
+}
+
+fn spawn_channel_reader(mut channel: Box<dyn Read + Send>) -> Receiver<ChannelEvent> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match channel.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    let _ = tx.send(ChannelEvent::Closed);
+                    return;
+                }
+                Ok(n) => {
+                    if tx.send(ChannelEvent::Bytes(buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Copies typed bytes into the console until either side closes. The
+/// thread is detached: a blocked read of the user's terminal must not hold
+/// up the end of the session.
+fn spawn_input(mut source: Box<dyn Read + Send>, mut sink: Box<dyn Write + Send>) {
+    thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = source.read(&mut buf) {
+            if n == 0 || sink.write_all(&buf[..n]).and_then(|_| sink.flush()).is_err() {
+                return;
+            }
+        }
+    });
+}
