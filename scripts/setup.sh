@@ -11,7 +11,7 @@ packages=(
   # sched_ext schedulers (BPF needs clang-19; clang-14 miscompiles scx_flatcg)
   clang-19 llvm-19 pkg-config zlib1g-dev
   # VMs and initramfs
-  qemu-system-x86 busybox-static cpio
+  qemu-system-x86 busybox-static jq cpio
   # misc tools the pipeline and tests call
   xz-utils gzip tar git ca-certificates
 )

@@ -48,20 +48,9 @@ fn busybox_initramfs(dir: &Path) -> PathBuf {
     out
 }
 
-#[test]
-fn built_kernel_boots_to_init_with_sched_ext() {
-    let Some(entry) = built_kernel() else { return };
-    if !Path::new(BUSYBOX).is_file() {
-        assert!(
-            !in_ci(),
-            "CI=true and {BUSYBOX} is missing (apt-get install busybox-static)"
-        );
-        eprintln!("SKIP: {BUSYBOX} missing");
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let initrd = busybox_initramfs(tmp.path());
-    let bzimage = entry["bzimage"].as_str().unwrap();
+/// Boots `bzimage` with `initrd` under QEMU TCG (4 vCPUs, 2 per core);
+/// returns QEMU's status (None after 120 s) and the console.
+fn boot(bzimage: &str, initrd: &Path) -> (Option<std::process::ExitStatus>, String) {
     let mut child = Command::new("qemu-system-x86_64")
         .args([
             "-machine",
@@ -108,6 +97,23 @@ fn built_kernel_boots_to_init_with_sched_ext() {
         .unwrap()
         .read_to_string(&mut console)
         .unwrap();
+    (status, console)
+}
+
+#[test]
+fn built_kernel_boots_to_init_with_sched_ext() {
+    let Some(entry) = built_kernel() else { return };
+    if !Path::new(BUSYBOX).is_file() {
+        assert!(
+            !in_ci(),
+            "CI=true and {BUSYBOX} is missing (apt-get install busybox-static)"
+        );
+        eprintln!("SKIP: {BUSYBOX} missing");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let initrd = busybox_initramfs(tmp.path());
+    let (status, console) = boot(entry["bzimage"].as_str().unwrap(), &initrd);
     let tail: String = console
         .lines()
         .rev()

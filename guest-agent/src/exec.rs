@@ -31,7 +31,9 @@ pub fn run_command(command: &str, channel: &Arc<Mutex<Channel>>) -> Result<i32, 
         pump(child.stdout.take(), OutputStream::Stdout, channel),
         pump(child.stderr.take(), OutputStream::Stderr, channel),
     ];
-    let status = child.wait().map_err(|e| format!("waiting for /bin/sh: {e}"))?;
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for /bin/sh: {e}"))?;
     for p in pumps {
         let _ = p.join();
     }

@@ -8,7 +8,8 @@ use ktstr_proto::GuestReport;
 /// Reads the guest's layout, kernel release, sched_ext state, command line
 /// and memory; `warnings` go along as they are.
 pub fn gather(warnings: Vec<String>) -> Result<GuestReport, String> {
-    let layout = ktstr_topology::sysfs::read_layout(Path::new("/sys")).map_err(|e| e.to_string())?;
+    let layout =
+        ktstr_topology::sysfs::read_layout(Path::new("/sys")).map_err(|e| e.to_string())?;
     let kernel_release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .map_err(|e| format!("uname: {e}"))?;
@@ -59,7 +60,10 @@ mod tests {
     #[test]
     fn cmdline_values() {
         let c = "console=ttyS0 ktstr.channel=/dev/ttyS1 quiet";
-        assert_eq!(cmdline_value(c, "ktstr.channel").as_deref(), Some("/dev/ttyS1"));
+        assert_eq!(
+            cmdline_value(c, "ktstr.channel").as_deref(),
+            Some("/dev/ttyS1")
+        );
         assert_eq!(cmdline_value(c, "quiet"), None);
         assert_eq!(cmdline_value(c, "ktstr"), None);
     }

@@ -43,7 +43,7 @@ pub fn main() -> ExitCode {
         Ok(report) => GuestMessage::Ready {
             protocol: PROTOCOL_VERSION,
             agent_version: AGENT_VERSION.to_string(),
-            report,
+            report: Box::new(report),
         },
         Err(message) => GuestMessage::Error { message },
     };

@@ -93,49 +93,47 @@ impl FrameDecoder {
 
     /// The next complete frame or error, or None until more bytes come.
     pub fn next_frame(&mut self) -> Option<Result<Vec<u8>, FrameError>> {
-        loop {
-            let Some(start) = find_magic(&self.buf) else {
-                // Keep a possible partial magic at the end.
-                let keep = partial_magic_suffix(&self.buf);
-                let drop = self.buf.len() - keep;
-                self.garbage += drop;
-                self.buf.drain(..drop);
-                return None;
-            };
-            if start > 0 {
-                self.garbage += start;
-                self.buf.drain(..start);
-            }
-            if self.garbage > 0 {
-                let skipped = std::mem::take(&mut self.garbage);
-                return Some(Err(FrameError::Garbage { skipped }));
-            }
-            if self.buf.len() < HEADER_LEN {
-                return None;
-            }
-            let len = u32::from_le_bytes(self.buf[4..8].try_into().expect("4 bytes")) as usize;
-            if len > self.max {
-                // Not a frame we accept: resync past this magic.
-                self.buf.drain(..MAGIC.len());
-                return Some(Err(FrameError::Oversized { len, max: self.max }));
-            }
-            if self.buf.len() < HEADER_LEN + len {
-                return None;
-            }
-            let expected = u32::from_le_bytes(self.buf[8..12].try_into().expect("4 bytes"));
-            let actual = crc32fast::hash(&self.buf[HEADER_LEN..HEADER_LEN + len]);
-            if expected != actual {
-                self.buf.drain(..MAGIC.len());
-                return Some(Err(FrameError::Checksum {
-                    len,
-                    expected,
-                    actual,
-                }));
-            }
-            let payload = self.buf[HEADER_LEN..HEADER_LEN + len].to_vec();
-            self.buf.drain(..HEADER_LEN + len);
-            return Some(Ok(payload));
+        let Some(start) = find_magic(&self.buf) else {
+            // Keep a possible partial magic at the end.
+            let keep = partial_magic_suffix(&self.buf);
+            let drop = self.buf.len() - keep;
+            self.garbage += drop;
+            self.buf.drain(..drop);
+            return None;
+        };
+        if start > 0 {
+            self.garbage += start;
+            self.buf.drain(..start);
         }
+        if self.garbage > 0 {
+            let skipped = std::mem::take(&mut self.garbage);
+            return Some(Err(FrameError::Garbage { skipped }));
+        }
+        if self.buf.len() < HEADER_LEN {
+            return None;
+        }
+        let len = u32::from_le_bytes(self.buf[4..8].try_into().expect("4 bytes")) as usize;
+        if len > self.max {
+            // Not a frame we accept: resync past this magic.
+            self.buf.drain(..MAGIC.len());
+            return Some(Err(FrameError::Oversized { len, max: self.max }));
+        }
+        if self.buf.len() < HEADER_LEN + len {
+            return None;
+        }
+        let expected = u32::from_le_bytes(self.buf[8..12].try_into().expect("4 bytes"));
+        let actual = crc32fast::hash(&self.buf[HEADER_LEN..HEADER_LEN + len]);
+        if expected != actual {
+            self.buf.drain(..MAGIC.len());
+            return Some(Err(FrameError::Checksum {
+                len,
+                expected,
+                actual,
+            }));
+        }
+        let payload = self.buf[HEADER_LEN..HEADER_LEN + len].to_vec();
+        self.buf.drain(..HEADER_LEN + len);
+        Some(Ok(payload))
     }
 
     /// Call at end of stream: an error for a frame cut short or trailing
@@ -219,7 +217,10 @@ mod tests {
         let mut d = FrameDecoder::new(1024);
         d.push(&wire);
         let got = drain(&mut d);
-        assert!(matches!(got[0], Err(FrameError::Oversized { max: 1024, .. })));
+        assert!(matches!(
+            got[0],
+            Err(FrameError::Oversized { max: 1024, .. })
+        ));
         assert_eq!(got.last().unwrap(), &Ok(b"after".to_vec()));
     }
 

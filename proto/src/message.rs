@@ -47,7 +47,7 @@ pub enum GuestMessage {
         /// The agent's crate version.
         agent_version: String,
         /// What the guest sees.
-        report: GuestReport,
+        report: Box<GuestReport>,
     },
     /// A chunk of a guest command's output.
     Output {

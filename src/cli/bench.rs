@@ -73,8 +73,7 @@ fn boot(args: BootArgs, kernels_toml: Option<&Path>) -> anyhow::Result<ExitCode>
     std::fs::write(&bare_spec.initramfs, bare_initramfs(&guest::busybox()?)?)?;
     let cancel = guest::cancel_on_signals()?;
     let bar = ProgressBar::new(2 * args.n as u64).with_style(
-        ProgressStyle::with_template("boot bench [{bar:30}] {pos}/{len} {msg}")
-            .expect("template"),
+        ProgressStyle::with_template("boot bench [{bar:30}] {pos}/{len} {msg}").expect("template"),
     );
     let (mut ready, mut life, mut bare) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..args.n {
@@ -85,7 +84,9 @@ fn boot(args: BootArgs, kernels_toml: Option<&Path>) -> anyhow::Result<ExitCode>
             bar.inc(1);
             if is_bare {
                 anyhow::ensure!(
-                    o.console_tail.iter().any(|l| l.contains("reboot: Power down")),
+                    o.console_tail
+                        .iter()
+                        .any(|l| l.contains("reboot: Power down")),
                     "the bare VM did not power off: {}",
                     o.failure_report()
                 );
@@ -103,38 +104,59 @@ fn boot(args: BootArgs, kernels_toml: Option<&Path>) -> anyhow::Result<ExitCode>
         min_median(&mut life),
         min_median(&mut bare),
     );
-    let ratio = l.1 / b.1;
+    let figures = Figures {
+        ready: r,
+        lifetime: l,
+        bare: b,
+    };
+    print_figures(&args, &vm, &guest::kernel_label(&kernel), &figures)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// (min, median) in milliseconds of each measured quantity.
+struct Figures {
+    ready: (f64, f64),
+    lifetime: (f64, f64),
+    bare: (f64, f64),
+}
+
+fn print_figures(
+    args: &BootArgs,
+    vm: &guest::PreparedVm,
+    kernel: &str,
+    f: &Figures,
+) -> anyhow::Result<()> {
+    let ratio = f.lifetime.1 / f.bare.1;
     if args.json {
         let v = json!({
             "backend": vm.backend.kind(),
             "topology": vm.spec.topology.to_string(),
-            "kernel": guest::kernel_label(&kernel),
+            "kernel": kernel,
             "runs": args.n,
-            "ktstr_ready_ms": {"min": r.0, "median": r.1},
-            "ktstr_lifetime_ms": {"min": l.0, "median": l.1},
-            "bare_qemu_lifetime_ms": {"min": b.0, "median": b.1},
+            "ktstr_ready_ms": {"min": f.ready.0, "median": f.ready.1},
+            "ktstr_lifetime_ms": {"min": f.lifetime.0, "median": f.lifetime.1},
+            "bare_qemu_lifetime_ms": {"min": f.bare.0, "median": f.bare.1},
             "lifetime_ratio": ratio,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        println!(
-            "boot benchmark: {} backend, {}, {} runs each, kernel {}",
-            vm.backend.kind(),
-            vm.spec.topology,
-            args.n,
-            guest::kernel_label(&kernel)
-        );
-        println!("                          min      median");
-        for (name, (min, med)) in [
-            ("ktstr: agent ready", r),
-            ("ktstr: VM lifetime", l),
-            ("bare QEMU: VM lifetime", b),
-        ] {
-            println!("{name:<24} {:>6.3} s {:>7.3} s", min / 1000.0, med / 1000.0);
-        }
-        println!("lifetime ratio (median)  {ratio:.2}x");
+        return Ok(());
     }
-    Ok(ExitCode::SUCCESS)
+    println!(
+        "boot benchmark: {} backend, {}, {} runs each, kernel {kernel}",
+        vm.backend.kind(),
+        vm.spec.topology,
+        args.n,
+    );
+    println!("                          min      median");
+    for (name, (min, med)) in [
+        ("ktstr: agent ready", f.ready),
+        ("ktstr: VM lifetime", f.lifetime),
+        ("bare QEMU: VM lifetime", f.bare),
+    ] {
+        println!("{name:<24} {:>6.3} s {:>7.3} s", min / 1000.0, med / 1000.0);
+    }
+    println!("lifetime ratio (median)  {ratio:.2}x");
+    Ok(())
 }
 
 fn check_clean(o: &VmOutcome) -> anyhow::Result<()> {
@@ -148,7 +170,10 @@ fn bare_initramfs(busybox: &Path) -> anyhow::Result<Vec<u8>> {
     let mut w = CpioWriter::new(gz);
     w.char_device("/dev/console", 5, 1)?;
     w.file("/bin/busybox", 0o755, &std::fs::read(busybox)?)?;
-    w.file("/init", 0o755, b"#!/bin/busybox sh\n/bin/busybox poweroff -f\n")?;
+    w.file(
+        "/init",
+        0o755,
+        b"#!/bin/busybox sh\n/bin/busybox poweroff -f\n",
+    )?;
     Ok(w.finish()?.finish()?)
 }
-

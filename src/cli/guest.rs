@@ -11,7 +11,9 @@ use anyhow::{bail, Context};
 use ktstr_kernel::{BootKernel, CacheLayout};
 use ktstr_proto::{Job, JobSpec};
 use ktstr_topology::Topology;
-use ktstr_vmm::initramfs::{self, BaseImage, Compression, GuestFile, InitramfsCache, InitramfsContents};
+use ktstr_vmm::initramfs::{
+    self, BaseImage, Compression, GuestFile, InitramfsCache, InitramfsContents,
+};
 use ktstr_vmm::probe::{self, BackendChoice, KvmProbe, ProbeVerdict};
 use ktstr_vmm::session::{self, SessionIo};
 use ktstr_vmm::{cmdline, BackendKind, VmBackend, VmOutcome, VmSpec};
@@ -153,11 +155,18 @@ fn choose_backend(
             job: Job::Probe,
             fault: None,
         };
+        // Whether KVM works does not depend on the topology: probe small.
         let mut probe_spec = spec.clone();
+        probe_spec.topology = Topology::new(1, 1, 2, 1).expect("valid topology");
+        probe_spec.memory_mb = VmSpec::default_memory_mb(&probe_spec.topology);
         probe_spec.initramfs = dir.path().join("initramfs");
         probe_spec.timeout = probe::PROBE_TIMEOUT;
         probe_spec.work_dir = dir.path().to_path_buf();
-        initramfs::assemble(&base.path, &initramfs::job_suffix(&job), &probe_spec.initramfs)?;
+        initramfs::assemble(
+            &base.path,
+            &initramfs::job_suffix(&job),
+            &probe_spec.initramfs,
+        )?;
         let io = SessionIo::logged(dir.path().join("console.log"));
         session::run(backend, &probe_spec, io, &mut |_| {})
     };

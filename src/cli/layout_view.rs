@@ -32,12 +32,7 @@ pub fn layout_lines(l: &CpuLayout) -> Vec<String> {
     let distances = l
         .distances
         .iter()
-        .map(|row| {
-            row.iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
+        .map(|row| row.iter().map(u32::to_string).collect::<Vec<_>>().join(" "))
         .collect::<Vec<_>>()
         .join(" / ");
     vec![

@@ -24,8 +24,6 @@ impl RawTerminal {
             .map_err(|e| anyhow::anyhow!("stdin is not a terminal ({e}); use --exec CMD"))?;
         let mut raw = saved.clone();
         termios::cfmakeraw(&mut raw);
-        // Keep output post-processing so host-side messages stay readable.
-        raw.output_flags = saved.output_flags;
         termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw)?;
         Ok(RawTerminal { saved })
     }

@@ -84,7 +84,11 @@ fn probe(args: ProbeArgs, kernels_toml: Option<&std::path::Path>) -> anyhow::Res
             differences.join("\n  ")
         );
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn probe_json(vm: &PreparedVm, o: &VmOutcome, differences: &[String], kernel: &str) -> Value {

@@ -140,3 +140,76 @@ pub fn pack(parent: &Path, dir: &str, out_name: &str, compress: char) -> PathBuf
     assert!(st.success(), "tar failed");
     out
 }
+
+/// One VM test at a time per test binary: TCG guests on a 2-core machine
+/// slow each other down past their timeouts.
+pub fn vm_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A VM test's surroundings: the built kernel's entry dir, a private
+/// TMPDIR (to prove nothing is left in it) and a private cache (initramfs
+/// bases, probe verdicts).
+pub struct VmEnv {
+    /// The kernel cache entry to boot.
+    pub kernel: String,
+    /// Private TMPDIR for the ktstr process.
+    pub tmp: tempfile::TempDir,
+    /// Private KTSTR_CACHE_DIR.
+    pub cache: tempfile::TempDir,
+    _lock: std::sync::MutexGuard<'static, ()>,
+}
+
+impl VmEnv {
+    /// None (skip) when the kernel is not built outside CI.
+    pub fn new() -> Option<Self> {
+        let entry = built_kernel()?;
+        Some(VmEnv {
+            kernel: entry["dir"].as_str().expect("entry dir").to_string(),
+            tmp: tempfile::tempdir().expect("tempdir"),
+            cache: tempfile::tempdir().expect("tempdir"),
+            _lock: vm_lock(),
+        })
+    }
+
+    /// `ktstr <args> --kernel <entry>` with the private TMPDIR and cache.
+    pub fn ktstr(&self, args: &[&str]) -> Command {
+        let mut cmd = ktstr();
+        cmd.args(args)
+            .args(["--kernel", &self.kernel])
+            .env("TMPDIR", self.tmp.path())
+            .env("KTSTR_CACHE_DIR", self.cache.path())
+            .env_remove("KTSTR_BACKEND");
+        cmd
+    }
+
+    /// Asserts that no process mentions the private TMPDIR (no QEMU left)
+    /// and that the TMPDIR is empty (no scratch files left).
+    pub fn assert_no_leftovers(&self) {
+        let tmp = self.tmp.path().to_string_lossy().into_owned();
+        let procs = processes_mentioning(&tmp);
+        assert!(procs.is_empty(), "processes left running: {procs:?}");
+        let left: Vec<_> = std::fs::read_dir(self.tmp.path())
+            .expect("read tmp")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "files left in TMPDIR: {left:?}");
+    }
+}
+
+/// `pid: cmdline` of every process whose command line contains `needle`.
+pub fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) {
+            out.push(format!("{}: {cmdline}", e.file_name().to_string_lossy()));
+        }
+    }
+    out
+}

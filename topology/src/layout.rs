@@ -64,7 +64,11 @@ impl CpuLayout {
         }
         for (what, saw, want) in [
             ("LLC groups", &self.llcs, &expected.llcs),
-            ("SMT sibling groups", &self.smt_siblings, &expected.smt_siblings),
+            (
+                "SMT sibling groups",
+                &self.smt_siblings,
+                &expected.smt_siblings,
+            ),
         ] {
             if saw != want {
                 out.push(format!(

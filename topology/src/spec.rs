@@ -90,14 +90,16 @@ impl Topology {
                 return Err(invalid(format!("{what} must be at least 1")));
             }
         }
-        if llcs % numa_nodes != 0 {
+        if !llcs.is_multiple_of(numa_nodes) {
             return Err(invalid(format!(
                 "{llcs} LLCs do not divide evenly over {numa_nodes} NUMA nodes"
             )));
         }
         let cpus = u64::from(llcs) * u64::from(cores_per_llc) * u64::from(threads_per_core);
         if cpus > u64::from(MAX_CPUS) {
-            return Err(invalid(format!("{cpus} CPUs exceed the maximum of {MAX_CPUS}")));
+            return Err(invalid(format!(
+                "{cpus} CPUs exceed the maximum of {MAX_CPUS}"
+            )));
         }
         Ok(t)
     }
@@ -224,7 +226,9 @@ impl FromStr for Topology {
                 rest = tail;
             }
             if !rest.is_empty() {
-                return Err(syntax(&format!("unexpected `{rest}` after the thread count")));
+                return Err(syntax(&format!(
+                    "unexpected `{rest}` after the thread count"
+                )));
             }
             parts
         };

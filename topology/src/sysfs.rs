@@ -15,9 +15,8 @@ use crate::{cpulist, CpuLayout, NumaNode, TopologyError, LOCAL_DISTANCE};
 pub fn read_layout(sys: &Path) -> Result<CpuLayout, TopologyError> {
     let cpu_dir = sys.join("devices/system/cpu");
     let cpus = cpulist::parse(&read(&cpu_dir.join("online"))?)?;
-    let online = |group: Vec<u32>| -> Vec<u32> {
-        group.into_iter().filter(|c| cpus.contains(c)).collect()
-    };
+    let online =
+        |group: Vec<u32>| -> Vec<u32> { group.into_iter().filter(|c| cpus.contains(c)).collect() };
     let mut llcs = Vec::new();
     let mut smt_siblings = Vec::new();
     for &cpu in &cpus {
@@ -145,10 +144,22 @@ mod tests {
             let smt = l.smt_siblings.iter().find(|g| g.contains(&cpu)).unwrap();
             let d = format!("devices/system/cpu/cpu{cpu}");
             put(root, &format!("{d}/cache/index0/level"), "1\n");
-            put(root, &format!("{d}/cache/index0/shared_cpu_list"), &cpulist::format(smt));
+            put(
+                root,
+                &format!("{d}/cache/index0/shared_cpu_list"),
+                &cpulist::format(smt),
+            );
             put(root, &format!("{d}/cache/index3/level"), "3\n");
-            put(root, &format!("{d}/cache/index3/shared_cpu_list"), &cpulist::format(llc));
-            put(root, &format!("{d}/topology/thread_siblings_list"), &cpulist::format(smt));
+            put(
+                root,
+                &format!("{d}/cache/index3/shared_cpu_list"),
+                &cpulist::format(llc),
+            );
+            put(
+                root,
+                &format!("{d}/topology/thread_siblings_list"),
+                &cpulist::format(smt),
+            );
         }
         for (n, row) in l.numa_nodes.iter().zip(&l.distances) {
             let d = format!("devices/system/node/node{}", n.id);

@@ -137,7 +137,10 @@ mod tests {
         for k in [BackendKind::Kvm, BackendKind::QemuKvm, BackendKind::QemuTcg] {
             assert_eq!(k.name().parse::<BackendKind>().unwrap(), k);
         }
-        assert!("qemu".parse::<BackendKind>().unwrap_err().contains("qemu-tcg"));
+        assert!("qemu"
+            .parse::<BackendKind>()
+            .unwrap_err()
+            .contains("qemu-tcg"));
     }
 
     #[test]

@@ -101,7 +101,10 @@ pub(crate) fn spawn_pump(
                     echo = None;
                 }
             }
-            state.lock().unwrap_or_else(|p| p.into_inner()).feed(&buf[..n]);
+            state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .feed(&buf[..n]);
         }
         let _ = log.flush();
         state.lock().unwrap_or_else(|p| p.into_inner()).finish();

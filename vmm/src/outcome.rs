@@ -106,10 +106,10 @@ impl VmOutcome {
                     "the guest agent never reported ready"
                 }
             ),
-            VmEnd::EndedEarly => {
-                "the guest stopped before the agent finished its job".to_string()
+            VmEnd::EndedEarly => "the guest stopped before the agent finished its job".to_string(),
+            VmEnd::BackendFailed { status } => {
+                format!("the {} backend failed ({status})", self.backend)
             }
-            VmEnd::BackendFailed { status } => format!("the {} backend failed ({status})", self.backend),
             VmEnd::ChannelOverflow { limit } => {
                 format!("the guest sent more than {limit} bytes over the channel")
             }

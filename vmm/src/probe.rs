@@ -104,7 +104,10 @@ impl KvmProbe {
         }
         let start = std::time::Instant::now();
         let (qemu_kvm, reason) = match run_probe(boot) {
-            Ok(()) => (true, "QEMU with KVM booted a guest to its agent".to_string()),
+            Ok(()) => (
+                true,
+                "QEMU with KVM booted a guest to its agent".to_string(),
+            ),
             Err(why) => (false, why),
         };
         let v = ProbeVerdict {
@@ -147,9 +150,18 @@ fn run_probe(
     if outcome.is_clean() {
         Ok(())
     } else {
-        let detail = outcome.backend_diagnostics.lines().next().unwrap_or("").trim().to_string();
+        let detail = outcome
+            .backend_diagnostics
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
         Err(if detail.is_empty() {
-            format!("a KVM guest did not reach its agent: {}", outcome.headline())
+            format!(
+                "a KVM guest did not reach its agent: {}",
+                outcome.headline()
+            )
         } else {
             format!(
                 "a KVM guest did not reach its agent: {} ({detail})",

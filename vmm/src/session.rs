@@ -56,6 +56,14 @@ enum ChannelEvent {
     Closed,
 }
 
+/// When the main loop must stop the VM.
+struct Limits {
+    cancel: Arc<AtomicBool>,
+    channel_limit: usize,
+    timeout: Duration,
+    deadline: Instant,
+}
+
 /// What the main loop has collected.
 struct Collected {
     ready_at: Option<Instant>,
@@ -78,14 +86,27 @@ pub fn run(
     on_message: &mut dyn FnMut(&GuestMessage),
 ) -> Result<VmOutcome, VmError> {
     backend.check(spec)?;
-    let log = File::create(&io.console_log).at(&io.console_log)?;
+    let SessionIo {
+        console_log,
+        console_echo,
+        console_source,
+        cancel,
+        channel_limit,
+    } = io;
+    let log = File::create(&console_log).at(&console_log)?;
     let start = Instant::now();
     let mut vm = backend.launch(spec)?;
     let console = Arc::new(Mutex::new(ConsoleState::default()));
-    let pump = spawn_pump(vm.console, log, io.console_echo, Arc::clone(&console));
-    if let Some(source) = io.console_source {
+    let pump = spawn_pump(vm.console, log, console_echo, Arc::clone(&console));
+    if let Some(source) = console_source {
         spawn_input(source, vm.console_input);
     }
+    let limits = Limits {
+        cancel,
+        channel_limit,
+        timeout: spec.timeout,
+        deadline: start + spec.timeout,
+    };
     let events = spawn_channel_reader(vm.channel);
     let mut c = Collected {
         ready_at: None,
@@ -97,51 +118,14 @@ pub fn run(
         channel_bytes: 0,
         decoder: FrameDecoder::default(),
     };
-    let deadline = start + spec.timeout;
-    let mut done_at = None;
-    let forced = loop {
-        match events.recv_timeout(Duration::from_millis(20)) {
-            Ok(ChannelEvent::Bytes(b)) => {
-                c.channel_bytes += b.len();
-                if c.channel_bytes > io.channel_limit {
-                    break Some(VmEnd::ChannelOverflow {
-                        limit: io.channel_limit,
-                    });
-                }
-                c.decoder.push(&b);
-                take_frames(&mut c, on_message);
-                if c.done && done_at.is_none() {
-                    done_at = Some(Instant::now());
-                }
-            }
-            Ok(ChannelEvent::Closed) | Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => thread::sleep(Duration::from_millis(20)),
-        }
-        if io.cancel.load(Ordering::SeqCst) {
-            break Some(VmEnd::Interrupted);
-        }
-        if vm.process.try_wait()?.is_some() {
-            break None;
-        }
-        if Instant::now() >= deadline {
-            break Some(VmEnd::Timeout {
-                after_s: spec.timeout.as_secs_f64(),
-                agent_ready: c.ready_at.is_some(),
-            });
-        }
-        if done_at.is_some_and(|t| t.elapsed() > POWER_OFF_GRACE) {
-            c.protocol_errors
-                .push("the guest did not power off after its agent finished".into());
-            break Some(VmEnd::Completed);
-        }
-    };
+    let forced = drive(&mut *vm.process, &events, &mut c, &limits, on_message)?;
     if forced.is_some() {
         vm.process.kill();
     }
     let exit = vm.process.try_wait()?;
     let lifetime = start.elapsed();
     if forced.is_none() {
-        drain_channel(&events, &mut c, io.channel_limit, on_message);
+        drain_channel(&events, &mut c, channel_limit, on_message);
     }
     let _ = pump.join();
     let console = std::mem::take(&mut *console.lock().unwrap_or_else(|p| p.into_inner()));
@@ -161,8 +145,56 @@ pub fn run(
         protocol_errors: c.protocol_errors,
         console_tail: console.tail.into_iter().collect(),
         backend_diagnostics: vm.process.diagnostics(),
-        console_log: io.console_log,
+        console_log,
     })
+}
+
+/// Handles channel bytes until the VM stops by itself (None) or must be
+/// stopped (the reason).
+fn drive(
+    process: &mut dyn crate::VmProcess,
+    events: &Receiver<ChannelEvent>,
+    c: &mut Collected,
+    limits: &Limits,
+    on_message: &mut dyn FnMut(&GuestMessage),
+) -> Result<Option<VmEnd>, VmError> {
+    let mut done_at: Option<Instant> = None;
+    loop {
+        match events.recv_timeout(Duration::from_millis(20)) {
+            Ok(ChannelEvent::Bytes(b)) => {
+                c.channel_bytes += b.len();
+                if c.channel_bytes > limits.channel_limit {
+                    return Ok(Some(VmEnd::ChannelOverflow {
+                        limit: limits.channel_limit,
+                    }));
+                }
+                c.decoder.push(&b);
+                take_frames(c, on_message);
+                if c.done && done_at.is_none() {
+                    done_at = Some(Instant::now());
+                }
+            }
+            Ok(ChannelEvent::Closed) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => thread::sleep(Duration::from_millis(20)),
+        }
+        if limits.cancel.load(Ordering::SeqCst) {
+            return Ok(Some(VmEnd::Interrupted));
+        }
+        if process.try_wait()?.is_some() {
+            return Ok(None);
+        }
+        if Instant::now() >= limits.deadline {
+            return Ok(Some(VmEnd::Timeout {
+                after_s: limits.timeout.as_secs_f64(),
+                agent_ready: c.ready_at.is_some(),
+            }));
+        }
+        if done_at.is_some_and(|t| t.elapsed() > POWER_OFF_GRACE) {
+            c.protocol_errors
+                .push("the guest did not power off after its agent finished".into());
+            return Ok(Some(VmEnd::Completed));
+        }
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -233,7 +265,7 @@ fn record(c: &mut Collected, msg: &GuestMessage) {
                 c.protocol_errors.push("a second ready message".into());
             } else {
                 c.ready_at = Some(Instant::now());
-                c.report = Some(report.clone());
+                c.report = Some((**report).clone());
             }
         }
         GuestMessage::Exit { code } => c.exit_code = Some(*code),
@@ -293,9 +325,18 @@ fn spawn_input(mut source: Box<dyn Read + Send>, mut sink: Box<dyn Write + Send>
     thread::spawn(move || {
         let mut buf = [0u8; 1024];
         while let Ok(n) = source.read(&mut buf) {
-            if n == 0 || sink.write_all(&buf[..n]).and_then(|_| sink.flush()).is_err() {
+            if n == 0
+                || sink
+                    .write_all(&buf[..n])
+                    .and_then(|_| sink.flush())
+                    .is_err()
+            {
                 return;
             }
         }
     });
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

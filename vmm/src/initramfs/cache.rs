@@ -81,11 +81,10 @@ impl InitramfsCache {
                 out.flush().at(tmp.path())?;
             }
         }
-        tmp.persist(&path)
-            .map_err(|e| VmError::Io {
-                path: path.clone(),
-                source: e.error,
-            })?;
+        tmp.persist(&path).map_err(|e| VmError::Io {
+            path: path.clone(),
+            source: e.error,
+        })?;
         self.prune(&path);
         Ok(BaseImage {
             path,
@@ -105,7 +104,7 @@ impl InitramfsCache {
             .filter(|e| e.file_name().to_string_lossy().starts_with("base-"))
             .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
             .collect();
-        bases.sort_by(|a, b| b.0.cmp(&a.0));
+        bases.sort_by_key(|b| std::cmp::Reverse(b.0));
         for (_, p) in bases.into_iter().skip(KEEP) {
             if p != keep {
                 let _ = fs::remove_file(p);

@@ -32,8 +32,8 @@ pub fn closure(binaries: &[PathBuf]) -> Result<Libraries, VmError> {
     let mut found = Libraries::new();
     let mut queue: VecDeque<PathBuf> = binaries.iter().cloned().collect();
     while let Some(bin) = queue.pop_front() {
-        let data = fs::read(&bin)
-            .map_err(|e| VmError::Initramfs(format!("{}: {e}", bin.display())))?;
+        let data =
+            fs::read(&bin).map_err(|e| VmError::Initramfs(format!("{}: {e}", bin.display())))?;
         let Ok(elf) = Elf::parse(&data) else {
             continue;
         };
@@ -109,7 +109,10 @@ fn read_ld_conf(path: &Path, dirs: &mut Vec<PathBuf>, depth: u32) {
     let Ok(text) = fs::read_to_string(path) else {
         return;
     };
-    for line in text.lines().map(|l| l.split('#').next().unwrap_or("").trim()) {
+    for line in text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+    {
         if let Some(pattern) = line.strip_prefix("include") {
             if depth < 4 {
                 for conf in glob_conf(pattern.trim()) {

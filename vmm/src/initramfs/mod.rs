@@ -109,7 +109,9 @@ fn write_base<W: Write>(
 ) -> Result<W, VmError> {
     let mut w = CpioWriter::new(out);
     let err = |e: io::Error| VmError::Initramfs(format!("writing the archive: {e}"));
-    for d in ["/dev", "/proc", "/sys", "/tmp", "/root", "/ktstr", "/bin", "/sbin"] {
+    for d in [
+        "/dev", "/proc", "/sys", "/tmp", "/root", "/ktstr", "/bin", "/sbin",
+    ] {
         w.dir(d).map_err(err)?;
     }
     w.char_device("/dev/console", 5, 1).map_err(err)?;

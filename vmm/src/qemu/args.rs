@@ -56,7 +56,13 @@ pub fn qemu_args(kind: BackendKind, spec: &VmSpec, channel_socket: &Path) -> Vec
         _ => ("tcg,thread=multi", "max"),
     };
     push(&["-machine", "q35", "-accel", accel, "-cpu", cpu]);
-    push(&["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]);
+    push(&[
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+    ]);
     let per_node = spec.memory_mb / t.numa_nodes();
     let memory = (per_node * t.numa_nodes()).to_string();
     push(&["-m", &memory]);
@@ -74,7 +80,14 @@ pub fn qemu_args(kind: BackendKind, spec: &VmSpec, channel_socket: &Path) -> Vec
         channel_socket.display()
     );
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
-    push(&["-serial", "stdio", "-chardev", &chardev, "-serial", "chardev:ktstr-channel"]);
+    push(&[
+        "-serial",
+        "stdio",
+        "-chardev",
+        &chardev,
+        "-serial",
+        "chardev:ktstr-channel",
+    ]);
     push(&["-kernel", &spec.kernel.to_string_lossy()]);
     push(&["-initrd", &spec.initramfs.to_string_lossy()]);
     push(&["-append", &spec.cmdline]);
@@ -90,7 +103,9 @@ fn numa_args(t: &Topology, per_node_mb: u32) -> Vec<String> {
     }
     for node in 0..t.numa_nodes() {
         a.push("-object".into());
-        a.push(format!("memory-backend-ram,id=ktstr-mem{node},size={per_node_mb}M"));
+        a.push(format!(
+            "memory-backend-ram,id=ktstr-mem{node},size={per_node_mb}M"
+        ));
         let cpus = t.node_cpus(node);
         let (first, last) = (cpus[0], cpus[cpus.len() - 1]);
         debug_assert_eq!(cpulist::format(&cpus), format!("{first}-{last}"));
@@ -140,8 +155,15 @@ mod tests {
 
     #[test]
     fn one_socket_per_llc_and_numa_nodes_with_distances() {
-        let a = qemu_args(BackendKind::QemuTcg, &spec("2n4l2c1t", 1001), Path::new("/s"));
-        assert_eq!(after(&a, "-smp"), ["cpus=8,sockets=4,dies=1,cores=2,threads=1"]);
+        let a = qemu_args(
+            BackendKind::QemuTcg,
+            &spec("2n4l2c1t", 1001),
+            Path::new("/s"),
+        );
+        assert_eq!(
+            after(&a, "-smp"),
+            ["cpus=8,sockets=4,dies=1,cores=2,threads=1"]
+        );
         assert_eq!(after(&a, "-m"), ["1000"]);
         assert_eq!(
             after(&a, "-numa"),
@@ -158,10 +180,17 @@ mod tests {
 
     #[test]
     fn single_node_has_no_numa_and_kvm_uses_host_cpu() {
-        let a = qemu_args(BackendKind::QemuKvm, &spec("1n2l2c2t", 512), Path::new("/s"));
+        let a = qemu_args(
+            BackendKind::QemuKvm,
+            &spec("1n2l2c2t", 512),
+            Path::new("/s"),
+        );
         assert!(after(&a, "-numa").is_empty());
         assert_eq!(after(&a, "-cpu"), ["host"]);
-        assert_eq!(after(&a, "-smp"), ["cpus=8,sockets=2,dies=1,cores=2,threads=2"]);
+        assert_eq!(
+            after(&a, "-smp"),
+            ["cpus=8,sockets=2,dies=1,cores=2,threads=2"]
+        );
     }
 
     #[test]

@@ -93,8 +93,7 @@ impl QemuProcess {
     }
 
     pub fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap_or_else(|p| p.into_inner()))
-            .into_owned()
+        String::from_utf8_lossy(&self.stderr.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
     }
 
     pub fn kill_now(&mut self) {

@@ -1,0 +1,229 @@
+//! The session layer against a fake backend: every way a VM can end.
+
+use std::io::{Cursor, Read};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ktstr_proto::{encode, GuestMessage, GuestReport, PROTOCOL_VERSION};
+use ktstr_topology::Topology;
+
+use super::*;
+use crate::backend::{BackendExit, BackendKind, LaunchedVm, VmProcess};
+
+/// A VM that prints `console`, sends `channel` and then exits with
+/// `exit` (or never, when None).
+struct FakeBackend {
+    console: Vec<u8>,
+    channel: Vec<u8>,
+    endless_channel: bool,
+    exit: Option<bool>,
+}
+
+struct FakeProcess {
+    exit: Option<bool>,
+    polls: u32,
+    killed: bool,
+}
+
+impl VmProcess for FakeProcess {
+    fn try_wait(&mut self) -> Result<Option<BackendExit>, VmError> {
+        self.polls += 1;
+        if self.killed {
+            return Ok(Some(BackendExit {
+                success: false,
+                status: "signal: 9".into(),
+            }));
+        }
+        Ok(match self.exit {
+            Some(success) if self.polls > 5 => Some(BackendExit {
+                success,
+                status: if success {
+                    "exit status: 0"
+                } else {
+                    "exit status: 1"
+                }
+                .into(),
+            }),
+            _ => None,
+        })
+    }
+    fn kill(&mut self) {
+        self.killed = true;
+    }
+    fn diagnostics(&self) -> String {
+        "fake diagnostics".into()
+    }
+}
+
+/// Zeros forever.
+struct Endless;
+impl Read for Endless {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        buf.fill(0);
+        Ok(buf.len())
+    }
+}
+
+impl VmBackend for FakeBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::QemuTcg
+    }
+    fn check(&self, _: &VmSpec) -> Result<(), VmError> {
+        Ok(())
+    }
+    fn launch(&self, _: &VmSpec) -> Result<LaunchedVm, VmError> {
+        let channel: Box<dyn Read + Send> = if self.endless_channel {
+            Box::new(Endless)
+        } else {
+            Box::new(Cursor::new(self.channel.clone()))
+        };
+        Ok(LaunchedVm {
+            process: Box::new(FakeProcess {
+                exit: self.exit,
+                polls: 0,
+                killed: false,
+            }),
+            console: Box::new(Cursor::new(self.console.clone())),
+            console_input: Box::new(std::io::sink()),
+            channel,
+            channel_output: Box::new(std::io::sink()),
+        })
+    }
+}
+
+fn ready(protocol: u32) -> Vec<u8> {
+    let t: Topology = "1n1l2c1t".parse().unwrap();
+    encode(
+        &GuestMessage::Ready {
+            protocol,
+            agent_version: "test".into(),
+            report: Box::new(GuestReport {
+                kernel_release: "6.12".into(),
+                layout: t.expected_layout(),
+                sched_ext_state: None,
+                cmdline: String::new(),
+                mem_total_kib: 1,
+                warnings: vec![],
+            }),
+        }
+        .to_payload(),
+    )
+}
+
+fn frame(m: GuestMessage) -> Vec<u8> {
+    encode(&m.to_payload())
+}
+
+fn run_fake(backend: FakeBackend, timeout_ms: u64) -> VmOutcome {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = VmSpec {
+        kernel: PathBuf::from("/k"),
+        initramfs: PathBuf::from("/i"),
+        cmdline: String::new(),
+        topology: "1n1l2c1t".parse().unwrap(),
+        memory_mb: 256,
+        timeout: Duration::from_millis(timeout_ms),
+        work_dir: dir.path().to_path_buf(),
+    };
+    let mut io = SessionIo::logged(dir.path().join("console.log"));
+    io.channel_limit = 1 << 20;
+    let mut seen = 0;
+    let o = run(&backend, &spec, io, &mut |_| seen += 1).unwrap();
+    assert!(dir.path().join("console.log").is_file());
+    o
+}
+
+fn backend(console: &str, channel: Vec<u8>, exit: Option<bool>) -> FakeBackend {
+    FakeBackend {
+        console: console.as_bytes().to_vec(),
+        channel,
+        endless_channel: false,
+        exit,
+    }
+}
+
+#[test]
+fn ready_exit_done_and_power_off_is_clean() {
+    let mut ch = ready(PROTOCOL_VERSION);
+    ch.extend(frame(GuestMessage::Exit { code: 4 }));
+    ch.extend(frame(GuestMessage::Done));
+    let o = run_fake(
+        backend("boot\nreboot: Power down\n", ch, Some(true)),
+        10_000,
+    );
+    assert_eq!(o.end, VmEnd::Completed);
+    assert!(o.is_clean(), "{}", o.failure_report());
+    assert_eq!(o.exit_code, Some(4));
+    assert_eq!(o.console_tail.last().unwrap(), "reboot: Power down");
+    assert!(o.ready_ms.is_some());
+}
+
+#[test]
+fn panic_lines_classify_the_end() {
+    let console = "x\n[ 1.0] Kernel panic - not syncing: sysrq triggered crash\n";
+    let o = run_fake(
+        backend(console, ready(PROTOCOL_VERSION), Some(true)),
+        10_000,
+    );
+    assert!(matches!(o.end, VmEnd::KernelPanic { ref message } if message.contains("sysrq")));
+    let console = "Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000b00\n";
+    let o = run_fake(backend(console, vec![], Some(true)), 10_000);
+    assert!(
+        matches!(
+            o.end,
+            VmEnd::AgentExited {
+                exit_code: Some(11),
+                ..
+            }
+        ),
+        "{:?}",
+        o.end
+    );
+}
+
+#[test]
+fn stopping_without_done_is_early_and_backend_failure_is_named() {
+    let o = run_fake(backend("", ready(PROTOCOL_VERSION), Some(true)), 10_000);
+    assert_eq!(o.end, VmEnd::EndedEarly);
+    let o = run_fake(backend("", vec![], Some(false)), 10_000);
+    assert!(matches!(o.end, VmEnd::BackendFailed { ref status } if status.contains('1')));
+    assert!(o.failure_report().contains("fake diagnostics"));
+}
+
+#[test]
+fn a_guest_that_never_ends_times_out() {
+    let o = run_fake(backend("", ready(PROTOCOL_VERSION), None), 300);
+    assert_eq!(
+        o.end,
+        VmEnd::Timeout {
+            after_s: 0.3,
+            agent_ready: true
+        }
+    );
+    assert!(o.lifetime_ms < 5_000.0);
+}
+
+#[test]
+fn bad_frames_and_versions_are_errors_in_the_result() {
+    let mut ch = ready(PROTOCOL_VERSION + 1);
+    ch.extend(encode(b"{not json"));
+    let mut corrupt = frame(GuestMessage::Done);
+    corrupt[14] ^= 1;
+    ch.extend(corrupt);
+    ch.extend(&frame(GuestMessage::Exit { code: 0 })[..16]);
+    let o = run_fake(backend("", ch, Some(true)), 10_000);
+    let errors = o.protocol_errors.join("\n");
+    assert!(errors.contains("protocol"), "{errors}");
+    assert!(errors.contains("malformed message"), "{errors}");
+    assert!(errors.contains("CRC32"), "{errors}");
+    assert!(errors.contains("ended inside a frame"), "{errors}");
+    assert_eq!(o.end, VmEnd::EndedEarly);
+}
+
+#[test]
+fn a_flood_is_cut_off_at_the_limit() {
+    let mut b = backend("", vec![], None);
+    b.endless_channel = true;
+    let o = run_fake(b, 60_000);
+    assert_eq!(o.end, VmEnd::ChannelOverflow { limit: 1 << 20 });
+}
