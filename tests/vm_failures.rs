@@ -98,6 +98,30 @@ fn corrupt_frames_become_errors_and_good_ones_still_count() {
 }
 
 #[test]
+fn backend_failure_is_reported_with_qemus_own_words() {
+    let Some(env) = VmEnv::new() else { return };
+    let o = run(&mut env.ktstr(&[
+        "vm",
+        "probe",
+        "--backend",
+        "qemu-tcg",
+        "--memory-mb",
+        "100000000",
+        "--json",
+    ]));
+    assert_eq!(o.status.code(), Some(1));
+    let outcome = &json(&o)["outcome"];
+    assert_eq!(
+        outcome["end"],
+        json!({"kind": "backend_failed", "status": "exit status: 1"})
+    );
+    let diag = outcome["backend_diagnostics"].as_str().unwrap();
+    assert!(diag.contains("cannot set up guest memory"), "{diag}");
+    assert!(stderr(&o).contains("qemu-tcg said:"), "{}", stderr(&o));
+    env.assert_no_leftovers();
+}
+
+#[test]
 fn ctrl_c_stops_the_vm_and_cleans_up() {
     let Some(env) = VmEnv::new() else { return };
     let mut child = env
@@ -154,9 +178,18 @@ fn auto_backend_probes_kvm_once_and_records_the_choice() {
     assert_eq!(v["outcome"]["backend"], json!(want));
     let cached = env.cache.path().join("probe/kvm.json");
     assert!(cached.is_file());
-    // The second run reuses the verdict instead of probing again.
+    assert_eq!(
+        v["initramfs"]["cached"],
+        json!(false),
+        "first use builds the base"
+    );
+    // The second run reuses the verdict instead of probing again, and the
+    // initramfs base instead of building it again.
     let o = run(&mut env.ktstr(&["vm", "probe", "--json"]));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(json(&o)["probe"]["checked_at"], verdict["checked_at"]);
+    let again = json(&o);
+    assert_eq!(again["probe"]["checked_at"], verdict["checked_at"]);
+    assert_eq!(again["initramfs"]["cached"], json!(true));
+    assert_eq!(again["initramfs"]["key"], v["initramfs"]["key"]);
     env.assert_no_leftovers();
 }

@@ -11,6 +11,9 @@ use std::thread::{self, JoinHandle};
 const TAIL_LINES: usize = 40;
 /// Longest line kept (longer ones are cut).
 const MAX_LINE: usize = 1024;
+/// The most console bytes written to the log file; the rest is counted
+/// but not kept, so a guest flooding its console cannot fill the disk.
+pub(crate) const LOG_LIMIT: u64 = 64 << 20;
 /// What the kernel prints when it panics.
 const PANIC_MARK: &str = "Kernel panic - not syncing";
 
@@ -90,12 +93,18 @@ pub(crate) fn spawn_pump(
 ) -> JoinHandle<()> {
     thread::spawn(move || {
         let mut buf = [0u8; 8192];
+        let mut logged = 0u64;
         loop {
             let n = match console.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            let _ = log.write_all(&buf[..n]);
+            let room = LOG_LIMIT.saturating_sub(logged).min(n as u64) as usize;
+            let _ = log.write_all(&buf[..room]);
+            if room < n && logged <= LOG_LIMIT {
+                let _ = log.write_all(b"\n[ktstr: console log truncated here]\n");
+            }
+            logged += n as u64;
             if let Some(e) = echo.as_mut() {
                 if e.write_all(&buf[..n]).and_then(|_| e.flush()).is_err() {
                     echo = None;
@@ -127,6 +136,31 @@ mod tests {
             Some("Kernel panic - not syncing: sysrq triggered crash")
         );
         assert_eq!(s.tail.back().unwrap(), "partial");
+    }
+
+    #[test]
+    fn log_file_is_capped() {
+        struct Flood(u64);
+        impl Read for Flood {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0 == 0 {
+                    return Ok(0);
+                }
+                let n = (buf.len() as u64).min(self.0) as usize;
+                buf[..n].fill(b'y');
+                self.0 -= n as u64;
+                Ok(n)
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.log");
+        let state = Arc::new(Mutex::new(ConsoleState::default()));
+        let log = File::create(&path).unwrap();
+        spawn_pump(Box::new(Flood(LOG_LIMIT + 100_000)), log, None, state)
+            .join()
+            .unwrap();
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(len > LOG_LIMIT && len < LOG_LIMIT + 100, "{len}");
     }
 
     #[test]
