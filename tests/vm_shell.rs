@@ -18,10 +18,23 @@ fn exec_prints_the_topologys_cpu_count_and_keeps_streams_apart() {
         "--topology",
         "1n2l2c2t",
         "--exec",
-        "nproc; echo to-stderr >&2; exit 7",
+        "nproc; cut -d' ' -f2,3 /proc/mounts; echo to-stderr >&2; exit 7",
     ]));
     assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
-    assert_eq!(stdout(&o), "8\n");
+    let out = stdout(&o);
+    assert!(out.starts_with("8\n"), "{out}");
+    // The agent mounted everything a scheduler test needs.
+    for mount in [
+        "/proc proc",
+        "/sys sysfs",
+        "/dev devtmpfs",
+        "/tmp tmpfs",
+        "/sys/fs/cgroup cgroup2",
+        "/sys/kernel/debug debugfs",
+    ] {
+        assert!(out.lines().any(|l| l == mount), "{mount} missing:\n{out}");
+    }
+    assert!(!out.contains("to-stderr"), "stderr leaked into stdout");
     assert!(stderr(&o).contains("to-stderr"), "{}", stderr(&o));
     env.assert_no_leftovers();
 }

@@ -33,6 +33,12 @@ fn assert_layout(v: &Value, cpus: u32, llcs: Value, smt: Value, nodes: Value, di
     assert_eq!(v["matches_topology"], json!(true));
     assert_eq!(v["backend"], json!("qemu-tcg"));
     assert_eq!(v["outcome"]["end"]["kind"], json!("completed"));
+    assert_eq!(
+        v["outcome"]["report"]["warnings"],
+        json!([]),
+        "every mount worked"
+    );
+    assert_eq!(v["sched_ext_state"], json!("disabled"));
 }
 
 #[test]

@@ -204,12 +204,12 @@ pub fn busybox() -> anyhow::Result<PathBuf> {
         .context("busybox not found on PATH; install it with `apt-get install busybox-static`")
 }
 
-/// A cancel flag set by SIGINT or SIGTERM; a second signal exits at once
-/// with status 130.
+/// A cancel flag set by SIGINT, SIGTERM or SIGHUP (terminal gone); a second
+/// signal exits at once with status 130.
 pub fn cancel_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let flag = Arc::new(AtomicBool::new(false));
-    for sig in [SIGINT, SIGTERM] {
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
         signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&flag))?;
         signal_hook::flag::register(sig, Arc::clone(&flag))?;
     }

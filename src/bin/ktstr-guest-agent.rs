@@ -1,4 +1,6 @@
-//! The `ktstr-guest-agent` binary: `/init` of every ktstr guest.
+//! The `ktstr-guest-agent` binary: `/init` of every ktstr guest. All of
+//! its code is in the `ktstr-guest-agent` library; this package only
+//! links it, and nothing else, into the binary.
 
 use std::process::ExitCode;
 
