@@ -12,6 +12,7 @@
 pub mod cpulist;
 mod error;
 mod layout;
+pub mod presets;
 mod spec;
 pub mod sysfs;
 

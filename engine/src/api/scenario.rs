@@ -1,0 +1,140 @@
+//! scenario, duration, topology and its constraints, scheduler, threshold,
+//! kernel requirements.
+
+use rhai::{Array, Engine, NativeCallContext};
+
+use super::{count, fail, here, Ctx, RhaiResult};
+use crate::backend::Action;
+use crate::plan::{SchedulerSpec, TopologyConstraints};
+
+/// Constraint setters by script name.
+const CONSTRAINTS: [(&str, fn(&mut TopologyConstraints, u32)); 6] = [
+    ("min_llcs", |c, v| c.min_llcs = Some(v)),
+    ("max_llcs", |c, v| c.max_llcs = Some(v)),
+    ("min_cpus", |c, v| c.min_cpus = Some(v)),
+    ("max_cpus", |c, v| c.max_cpus = Some(v)),
+    ("min_numa_nodes", |c, v| c.min_numa_nodes = Some(v)),
+    ("max_numa_nodes", |c, v| c.max_numa_nodes = Some(v)),
+];
+
+pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
+    let c = ctx.clone();
+    engine.register_fn(
+        "scenario",
+        move |call: NativeCallContext, name: &str, description: &str| -> RhaiResult<()> {
+            if name.trim().is_empty() {
+                return fail("the scenario name is empty");
+            }
+            c.apply(Action::Scenario {
+                name: name.to_string(),
+                description: description.to_string(),
+                at: here(&call),
+            })
+        },
+    );
+    let c = ctx.clone();
+    engine.register_fn("duration", move |secs: i64| -> RhaiResult<()> {
+        duration(&c, secs as f64)
+    });
+    let c = ctx.clone();
+    engine.register_fn("duration", move |secs: f64| -> RhaiResult<()> {
+        duration(&c, secs)
+    });
+    let c = ctx.clone();
+    engine.register_fn(
+        "topology",
+        move |numa: i64, llcs: i64, cores: i64, threads: i64| -> RhaiResult<()> {
+            let t = ktstr_topology::Topology::new(
+                count("numa nodes", numa)?,
+                count("LLCs", llcs)?,
+                count("cores per LLC", cores)?,
+                count("threads per core", threads)?,
+            )
+            .map_err(|e| e.to_string())?;
+            c.apply(Action::Topology(t))
+        },
+    );
+    for (name, set) in CONSTRAINTS {
+        let c = ctx.clone();
+        engine.register_fn(name, move |v: i64| -> RhaiResult<()> {
+            c.apply(Action::Constrain(set, count(name, v)?))
+        });
+    }
+    let c = ctx.clone();
+    engine.register_fn("requires_smt", move || -> RhaiResult<()> {
+        c.apply(Action::Constrain(|c, _| c.requires_smt = true, 1))
+    });
+    register_scheduler(engine, ctx);
+}
+
+fn duration(c: &Ctx, secs: f64) -> RhaiResult<()> {
+    if !(secs > 0.0 && secs <= 3600.0) {
+        return fail(format!(
+            "duration must be more than 0 and at most 3600 s, not {secs}"
+        ));
+    }
+    c.apply(Action::Duration(secs))
+}
+
+fn register_scheduler(engine: &mut Engine, ctx: &Ctx) {
+    let c = ctx.clone();
+    engine.register_fn(
+        "scheduler",
+        move |call: NativeCallContext, name: &str| -> RhaiResult<()> {
+            scheduler(&c, &call, name, Array::new())
+        },
+    );
+    let c = ctx.clone();
+    engine.register_fn(
+        "scheduler",
+        move |call: NativeCallContext, name: &str, args: Array| -> RhaiResult<()> {
+            scheduler(&c, &call, name, args)
+        },
+    );
+    for (name, kind) in [("threshold", 0), ("threshold", 1)] {
+        let c = ctx.clone();
+        if kind == 0 {
+            engine.register_fn(name, move |key: &str, v: i64| -> RhaiResult<()> {
+                c.apply(Action::Threshold(key.to_string(), v as f64))
+            });
+        } else {
+            engine.register_fn(name, move |key: &str, v: f64| -> RhaiResult<()> {
+                c.apply(Action::Threshold(key.to_string(), v))
+            });
+        }
+    }
+    let c = ctx.clone();
+    engine.register_fn("kernel_min", move |version: &str| -> RhaiResult<()> {
+        let ok = version.split('.').all(|p| p.parse::<u32>().is_ok());
+        if !ok || version.is_empty() {
+            return fail(format!("`{version}` is not a kernel version such as 6.12"));
+        }
+        c.apply(Action::KernelMin(version.to_string()))
+    });
+    let c = ctx.clone();
+    engine.register_fn("kernel_config", move |option: &str| -> RhaiResult<()> {
+        if !option.starts_with("CONFIG_") {
+            return fail(format!("`{option}` is not a CONFIG_ option"));
+        }
+        c.apply(Action::KernelConfig(option.to_string()))
+    });
+}
+
+fn scheduler(c: &Ctx, call: &NativeCallContext, name: &str, args: Array) -> RhaiResult<()> {
+    if name.trim().is_empty() {
+        return fail("the scheduler name is empty");
+    }
+    let args = args
+        .into_iter()
+        .map(|a| {
+            a.into_immutable_string()
+                .map(|s| s.to_string())
+                .or_else(|t| fail(format!("scheduler arguments must be strings, not {t}")))
+        })
+        .collect::<RhaiResult<Vec<String>>>()?;
+    c.apply(Action::Scheduler(SchedulerSpec {
+        name: name.to_string(),
+        args,
+        at: here(call),
+    }))
+}

@@ -1,0 +1,346 @@
+//! Claims: what a script says must hold of the results, as data.
+//!
+//! A metric expression is recorded symbolically while the script runs
+//! (`results().cgroup("a").spread / 2.0`) and evaluated on the host after
+//! the VM returns.
+
+use serde::{Deserialize, Serialize};
+
+use crate::results::{RunResults, WorkerResults};
+
+/// Whose numbers a metric reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "scope", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Scope {
+    /// Every worker of every cgroup.
+    All,
+    /// The workers of one cgroup.
+    Cgroup {
+        /// Cgroup name.
+        name: String,
+    },
+    /// One worker.
+    Worker {
+        /// Cgroup name.
+        cgroup: String,
+        /// Worker index in spawn order.
+        index: u32,
+    },
+}
+
+/// The metrics scripts can name.
+pub const METRICS: [&str; 10] = [
+    "iterations",
+    "min_iterations",
+    "max_gap_ms",
+    "spread",
+    "migrations",
+    "wake_p50_us",
+    "wake_p99_us",
+    "run_delay_ms",
+    "cpu_time_ms",
+    "workers",
+];
+
+/// A number computed from results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "expr", rename_all = "snake_case", deny_unknown_fields)]
+pub enum MetricExpr {
+    /// A metric of a scope (one of [`METRICS`]).
+    Metric {
+        /// Whose.
+        scope: Scope,
+        /// Which.
+        name: String,
+    },
+    /// A constant.
+    Const {
+        /// The value.
+        value: f64,
+    },
+    /// An arithmetic combination.
+    Binary {
+        /// `+`, `-`, `*` or `/`.
+        op: char,
+        /// Left operand.
+        lhs: Box<MetricExpr>,
+        /// Right operand.
+        rhs: Box<MetricExpr>,
+    },
+}
+
+/// What the value must satisfy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "test", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Predicate {
+    /// value <= limit.
+    AtMost {
+        /// The limit.
+        limit: f64,
+    },
+    /// value >= limit.
+    AtLeast {
+        /// The limit.
+        limit: f64,
+    },
+    /// lo <= value <= hi.
+    Between {
+        /// Lower bound.
+        lo: f64,
+        /// Upper bound.
+        hi: f64,
+    },
+    /// value is a finite number.
+    IsFinite,
+    /// value == expected (within 1e-9 relative).
+    Eq {
+        /// The expected value.
+        expected: f64,
+    },
+}
+
+/// One claim of a script.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claim {
+    /// The claim as written in the script.
+    pub label: String,
+    /// Where it is (1-based line and column).
+    pub line: usize,
+    /// Column of the `claim` call.
+    pub col: usize,
+    /// The number judged.
+    pub expr: MetricExpr,
+    /// The test it must pass.
+    pub predicate: Predicate,
+}
+
+/// How one claim fared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimVerdict {
+    /// It holds.
+    Pass,
+    /// It does not.
+    Fail,
+    /// It cannot be evaluated (a zero denominator, no workers, ...).
+    Inconclusive,
+}
+
+/// A claim's evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimOutcome {
+    /// The claim's label.
+    pub label: String,
+    /// The value, when it could be computed.
+    pub value: Option<f64>,
+    /// The verdict.
+    pub verdict: ClaimVerdict,
+    /// Why, in words.
+    pub detail: String,
+}
+
+impl MetricExpr {
+    /// Every cgroup name this expression reads.
+    pub fn cgroups(&self) -> Vec<&str> {
+        match self {
+            MetricExpr::Metric { scope, .. } => match scope {
+                Scope::All => vec![],
+                Scope::Cgroup { name } => vec![name.as_str()],
+                Scope::Worker { cgroup, .. } => vec![cgroup.as_str()],
+            },
+            MetricExpr::Const { .. } => vec![],
+            MetricExpr::Binary { lhs, rhs, .. } => {
+                let mut v = lhs.cgroups();
+                v.extend(rhs.cgroups());
+                v
+            }
+        }
+    }
+
+    /// The value on `r`, or why it has none.
+    pub fn eval(&self, r: &RunResults) -> Result<f64, String> {
+        match self {
+            MetricExpr::Const { value } => Ok(*value),
+            MetricExpr::Metric { scope, name } => metric(r, scope, name),
+            MetricExpr::Binary { op, lhs, rhs } => {
+                let (a, b) = (lhs.eval(r)?, rhs.eval(r)?);
+                match op {
+                    '+' => Ok(a + b),
+                    '-' => Ok(a - b),
+                    '*' => Ok(a * b),
+                    '/' if b == 0.0 => Err("division by zero".into()),
+                    '/' => Ok(a / b),
+                    _ => Err(format!("unknown operator {op}")),
+                }
+            }
+        }
+    }
+}
+
+fn workers<'a>(r: &'a RunResults, scope: &Scope) -> Result<Vec<&'a WorkerResults>, String> {
+    let of = |name: &str| {
+        r.cgroups
+            .get(name)
+            .ok_or_else(|| format!("no results for cgroup `{name}`"))
+    };
+    Ok(match scope {
+        Scope::All => r.cgroups.values().flat_map(|c| &c.workers).collect(),
+        Scope::Cgroup { name } => of(name)?.workers.iter().collect(),
+        Scope::Worker { cgroup, index } => vec![of(cgroup)?
+            .workers
+            .get(*index as usize)
+            .ok_or_else(|| format!("cgroup `{cgroup}` has no worker {index}"))?],
+    })
+}
+
+fn metric(r: &RunResults, scope: &Scope, name: &str) -> Result<f64, String> {
+    let ws = workers(r, scope)?;
+    if name == "workers" {
+        return Ok(ws.len() as f64);
+    }
+    if ws.is_empty() {
+        return Err("no workers to measure".into());
+    }
+    let sum = |f: fn(&WorkerResults) -> f64| ws.iter().map(|w| f(w)).sum::<f64>();
+    let max = |f: fn(&WorkerResults) -> f64| ws.iter().map(|w| f(w)).fold(f64::MIN, f64::max);
+    let n = ws.len() as f64;
+    Ok(match name {
+        "iterations" => sum(|w| w.iterations as f64),
+        "min_iterations" => ws
+            .iter()
+            .map(|w| w.iterations as f64)
+            .fold(f64::MAX, f64::min),
+        "max_gap_ms" => max(|w| w.max_gap_ms),
+        "migrations" => sum(|w| w.migrations as f64),
+        "wake_p50_us" => sum(|w| w.wake_p50_us) / n,
+        "wake_p99_us" => max(|w| w.wake_p99_us),
+        "run_delay_ms" => sum(|w| w.run_delay_ms) / n,
+        "cpu_time_ms" => sum(|w| w.cpu_time_ms),
+        "spread" => {
+            let total = sum(|w| w.cpu_time_ms);
+            if total == 0.0 {
+                return Err("no CPU time to share".into());
+            }
+            let shares: Vec<f64> = ws.iter().map(|w| w.cpu_time_ms / total).collect();
+            let hi = shares.iter().cloned().fold(f64::MIN, f64::max);
+            let lo = shares.iter().cloned().fold(f64::MAX, f64::min);
+            (hi - lo) * 100.0
+        }
+        other => return Err(format!("unknown metric `{other}`")),
+    })
+}
+
+impl Predicate {
+    /// Whether `v` passes.
+    pub fn holds(&self, v: f64) -> bool {
+        match self {
+            Predicate::AtMost { limit } => v <= *limit,
+            Predicate::AtLeast { limit } => v >= *limit,
+            Predicate::Between { lo, hi } => *lo <= v && v <= *hi,
+            Predicate::IsFinite => v.is_finite(),
+            Predicate::Eq { expected } => (v - expected).abs() <= 1e-9 * expected.abs().max(1.0),
+        }
+    }
+}
+
+impl Claim {
+    /// Judges the claim on `r`.
+    pub fn evaluate(&self, r: &RunResults) -> ClaimOutcome {
+        match self.expr.eval(r) {
+            Ok(v) => {
+                let pass = self.predicate.holds(v);
+                ClaimOutcome {
+                    label: self.label.clone(),
+                    value: Some(v),
+                    verdict: if pass {
+                        ClaimVerdict::Pass
+                    } else {
+                        ClaimVerdict::Fail
+                    },
+                    detail: format!("value {v}"),
+                }
+            }
+            Err(why) => ClaimOutcome {
+                label: self.label.clone(),
+                value: None,
+                verdict: ClaimVerdict::Inconclusive,
+                detail: why,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::CgroupResults;
+
+    fn results() -> RunResults {
+        let w = |it, cpu| WorkerResults {
+            iterations: it,
+            cpu_time_ms: cpu,
+            ..Default::default()
+        };
+        let mut r = RunResults::default();
+        r.cgroups.insert(
+            "a".into(),
+            CgroupResults {
+                workers: vec![w(10, 60.0), w(30, 40.0)],
+            },
+        );
+        r.cgroups.insert("empty".into(), CgroupResults::default());
+        r
+    }
+
+    fn m(scope: Scope, name: &str) -> MetricExpr {
+        MetricExpr::Metric {
+            scope,
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn metrics_aggregate_and_claims_judge() {
+        let r = results();
+        let a = || Scope::Cgroup { name: "a".into() };
+        assert_eq!(m(a(), "iterations").eval(&r), Ok(40.0));
+        assert_eq!(m(a(), "min_iterations").eval(&r), Ok(10.0));
+        assert!((m(a(), "spread").eval(&r).unwrap() - 20.0).abs() < 1e-9);
+        let claim = Claim {
+            label: "spread".into(),
+            line: 1,
+            col: 1,
+            expr: m(a(), "spread"),
+            predicate: Predicate::AtMost { limit: 15.0 },
+        };
+        assert_eq!(claim.evaluate(&r).verdict, ClaimVerdict::Fail);
+    }
+
+    #[test]
+    fn zero_denominators_and_empty_cgroups_are_inconclusive() {
+        let r = results();
+        let ratio = MetricExpr::Binary {
+            op: '/',
+            lhs: Box::new(m(Scope::All, "iterations")),
+            rhs: Box::new(MetricExpr::Const { value: 0.0 }),
+        };
+        let claim = Claim {
+            label: "ratio".into(),
+            line: 1,
+            col: 1,
+            expr: ratio,
+            predicate: Predicate::IsFinite,
+        };
+        let o = claim.evaluate(&r);
+        assert_eq!(o.verdict, ClaimVerdict::Inconclusive);
+        assert_eq!(o.detail, "division by zero");
+        let empty = m(
+            Scope::Cgroup {
+                name: "empty".into(),
+            },
+            "max_gap_ms",
+        );
+        assert!(empty.eval(&r).is_err());
+    }
+}
