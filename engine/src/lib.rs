@@ -20,7 +20,7 @@ pub mod policy;
 pub mod results;
 pub mod work;
 
-pub use check::{check_file, check_source, CheckOptions, Checked};
+pub use check::{check_file, check_source, run_with_backend, CheckOptions, Checked};
 pub use diag::Diagnostic;
 pub use plan::Plan;
 

@@ -6,6 +6,7 @@ mod guest;
 mod kernel;
 mod layout_view;
 mod progress;
+mod scripts;
 mod shell;
 mod terminal;
 mod topo;
@@ -36,6 +37,14 @@ pub enum Command {
     /// Build, list, locate and clean guest kernels.
     #[command(subcommand)]
     Kernel(kernel::KernelCommand),
+    /// Check scenario scripts before anything boots (exit 1 on errors).
+    Check(scripts::CheckArgs),
+    /// Print the Plan a script records.
+    Plan(scripts::PlanArgs),
+    /// List the scenario catalog.
+    List(scripts::ListArgs),
+    /// Write `.d.rhai` definitions of the scenario API for editors.
+    Defs(scripts::DefsArgs),
     /// Boot VMs and look at what the guest sees.
     #[command(subcommand)]
     Vm(vm::VmCommand),
@@ -54,6 +63,10 @@ pub enum Command {
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Kernel(cmd) => kernel::run(cmd, cli.kernels_toml.as_deref()),
+        Command::Check(args) => scripts::check(&args),
+        Command::Plan(args) => scripts::plan(&args),
+        Command::List(args) => scripts::list(&args),
+        Command::Defs(args) => scripts::defs(&args),
         Command::Vm(cmd) => vm::run(cmd, cli.kernels_toml.as_deref()),
         Command::Shell(args) => shell::run(args, cli.kernels_toml.as_deref()),
         Command::Topo(args) => topo::run(&args),

@@ -8,7 +8,10 @@ use crate::backend::Action;
 use crate::plan::{SchedulerSpec, TopologyConstraints};
 
 /// Constraint setters by script name.
-const CONSTRAINTS: [(&str, fn(&mut TopologyConstraints, u32)); 6] = [
+/// Sets one constraint.
+type Setter = fn(&mut TopologyConstraints, u32);
+
+const CONSTRAINTS: [(&str, Setter); 6] = [
     ("min_llcs", |c, v| c.min_llcs = Some(v)),
     ("max_llcs", |c, v| c.max_llcs = Some(v)),
     ("min_cpus", |c, v| c.min_cpus = Some(v)),
@@ -91,18 +94,14 @@ fn register_scheduler(engine: &mut Engine, ctx: &Ctx) {
             scheduler(&c, &call, name, args)
         },
     );
-    for (name, kind) in [("threshold", 0), ("threshold", 1)] {
-        let c = ctx.clone();
-        if kind == 0 {
-            engine.register_fn(name, move |key: &str, v: i64| -> RhaiResult<()> {
-                c.apply(Action::Threshold(key.to_string(), v as f64))
-            });
-        } else {
-            engine.register_fn(name, move |key: &str, v: f64| -> RhaiResult<()> {
-                c.apply(Action::Threshold(key.to_string(), v))
-            });
-        }
-    }
+    let c = ctx.clone();
+    engine.register_fn("threshold", move |key: &str, v: i64| -> RhaiResult<()> {
+        c.apply(Action::Threshold(key.to_string(), v as f64))
+    });
+    let c = ctx.clone();
+    engine.register_fn("threshold", move |key: &str, v: f64| -> RhaiResult<()> {
+        c.apply(Action::Threshold(key.to_string(), v))
+    });
     let c = ctx.clone();
     engine.register_fn("kernel_min", move |version: &str| -> RhaiResult<()> {
         let ok = version.split('.').all(|p| p.parse::<u32>().is_ok());

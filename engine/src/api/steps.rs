@@ -30,7 +30,7 @@ pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
         a: a.into(),
         b: b.into(),
     });
-    engine.register_fn("spawn", |name: &str, n: i64| -> RhaiResult<Op> {
+    engine.register_fn("spawn_workers", |name: &str, n: i64| -> RhaiResult<Op> {
         Ok(Op::Spawn {
             name: name.into(),
             count: count("spawn count", n)?,
@@ -108,7 +108,7 @@ fn register_holds(engine: &mut Engine) {
 }
 
 fn fixed(secs: f64) -> RhaiResult<Hold> {
-    if !(secs > 0.0) {
+    if secs.is_nan() || secs <= 0.0 {
         return fail(format!("fixed({secs}) must be more than 0 s"));
     }
     Ok(Hold::Fixed { secs })

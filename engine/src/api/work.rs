@@ -22,7 +22,10 @@ const PLAIN: [(&str, Work); 12] = [
 ];
 
 /// Work types with one count parameter: (script name, parameter, make).
-const ONE_COUNT: [(&str, &str, fn(u32) -> Work); 9] = [
+/// Makes a work type from its count parameter.
+type MakeWork = fn(u32) -> Work;
+
+const ONE_COUNT: [(&str, &str, MakeWork); 9] = [
     ("futex_fan_out", "fanout", |n| Work::FutexFanOut {
         fanout: n,
     }),
@@ -91,7 +94,7 @@ pub(super) fn register(engine: &mut Engine) {
 }
 
 fn phase(work: Work, secs: f64) -> RhaiResult<Phase> {
-    if !(secs > 0.0) {
+    if secs.is_nan() || secs <= 0.0 {
         return fail(format!("a phase lasts more than 0 s, not {secs}"));
     }
     if matches!(work, Work::Sequence { .. }) {

@@ -73,30 +73,28 @@ fn check_call(
             None => d,
         });
     };
-    let arity = call.args.len() + usize::from(method);
+    let skip = usize::from(method);
+    let arity = call.args.len() + skip;
     let same_arity: Vec<&Vec<String>> = overloads.iter().filter(|p| p.len() == arity).collect();
-    if same_arity.is_empty() {
-        let mut takes: Vec<usize> = overloads
-            .iter()
-            .map(|p| p.len() - usize::from(method))
-            .collect();
-        takes.sort_unstable();
+    let arity_error = |takes: Vec<usize>| {
+        let mut takes: Vec<String> = takes.iter().map(usize::to_string).collect();
+        takes.sort();
         takes.dedup();
-        let takes: Vec<String> = takes.iter().map(usize::to_string).collect();
-        return Some(
-            at(
-                file,
-                pos,
-                format!(
-                    "`{name}` takes {} argument(s), not {}",
-                    takes.join(" or "),
-                    call.args.len()
-                ),
-            )
-            .with_help(sigs.shown(name)),
+        let msg = format!(
+            "`{name}` takes {} argument(s), not {}",
+            takes.join(" or "),
+            call.args.len()
+        );
+        Some(at(file, pos, msg).with_help(sigs.shown(name)))
+    };
+    if same_arity.is_empty() {
+        return arity_error(
+            overloads
+                .iter()
+                .filter_map(|p| p.len().checked_sub(skip))
+                .collect(),
         );
     }
-    let skip = usize::from(method);
     // A param list's first mismatching literal argument, if any.
     let mismatch = |params: &Vec<String>| {
         call.args
@@ -114,45 +112,22 @@ fn check_call(
     }
     // A plain call whose only same-arity overloads are methods of another
     // type is really a call with the wrong number of arguments.
-    let plain: Vec<&Vec<String>> = overloads
+    let is_method = |p: &&Vec<String>| p.first().is_some_and(|t| t.starts_with("&mut"));
+    let plain: Vec<usize> = overloads
         .iter()
-        .filter(|p| !p.first().is_some_and(|t| t.starts_with("&mut")))
+        .filter(|p| !is_method(p))
+        .map(Vec::len)
         .collect();
-    if !method
-        && same_arity
-            .iter()
-            .all(|p| p.first().is_some_and(|t| t.starts_with("&mut")))
-        && !plain.is_empty()
-    {
-        let mut takes: Vec<String> = plain.iter().map(|p| p.len().to_string()).collect();
-        takes.sort();
-        takes.dedup();
-        return Some(
-            at(
-                file,
-                pos,
-                format!(
-                    "`{name}` takes {} argument(s), not {}",
-                    takes.join(" or "),
-                    call.args.len()
-                ),
-            )
-            .with_help(sigs.shown(name)),
-        );
+    if !method && same_arity.iter().all(is_method) && !plain.is_empty() {
+        return arity_error(plain);
     }
     let (i, lit) = same_arity.iter().find_map(|p| mismatch(p))?;
-    Some(
-        at(
-            file,
-            call.args[i].position(),
-            format!(
-                "wrong type for argument {} of `{name}`: {}",
-                i + 1,
-                describe(lit)
-            ),
-        )
-        .with_help(format!("expected {}", sigs.shown(name))),
-    )
+    let msg = format!(
+        "wrong type for argument {} of `{name}`: {}",
+        i + 1,
+        describe(lit)
+    );
+    Some(at(file, call.args[i].position(), msg).with_help(format!("expected {}", sigs.shown(name))))
 }
 
 /// The type of a literal argument, if it is one.

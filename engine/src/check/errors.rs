@@ -43,6 +43,11 @@ pub fn eval_error(file: &str, e: &EvalAltResult, sigs: &Signatures) -> Diagnosti
         EvalAltResult::ErrorFunctionNotFound(sig, pos) => {
             let name = sig.split(['(', ' ']).next().unwrap_or(sig);
             let shown = sigs.shown(name);
+            let sig = sig
+                .replace("&str | ImmutableString | String", "string")
+                .replace("i64", "int")
+                .replace("f64", "float")
+                .replace(" (", "(");
             let d = at(
                 file,
                 *pos,

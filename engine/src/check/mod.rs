@@ -19,7 +19,12 @@ use crate::diag::Diagnostic;
 use crate::plan::Plan;
 
 pub use engine::{MAX_WALL, STDLIB_NAME};
-pub use signatures::Signatures;
+pub use signatures::{pretty as pretty_signature, Signatures};
+
+/// Every signature of `sigs`, prettified.
+pub fn signatures_pretty(sigs: &Signatures) -> Vec<String> {
+    sigs.all_shown()
+}
 
 /// Tells whether a scheduler name can be found.
 pub type SchedulerLookup = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -99,7 +104,7 @@ pub fn check_source(file: &str, source: &str, dir: Option<&Path>, opts: &CheckOp
     let backend: SharedBackend = recorder.clone();
     let dir = dir.unwrap_or(Path::new("."));
     let engine = engine::build(backend, Arc::from(source), dir, opts.max_wall);
-    let sigs = Signatures::of(&engine);
+    let sigs = signatures(&engine);
     let ast = match engine.compile(source) {
         Ok(ast) => ast,
         Err(e) => {
@@ -107,14 +112,12 @@ pub fn check_source(file: &str, source: &str, dir: Option<&Path>, opts: &CheckOp
             return checked;
         }
     };
-    checked.diagnostics = ast_check::check(&ast, &sigs, file);
+    checked.diagnostics = ast_check::check(&ast, sigs, file);
     if !checked.diagnostics.is_empty() {
         return checked;
     }
     if let Err(e) = engine.run_ast(&ast) {
-        checked
-            .diagnostics
-            .push(errors::eval_error(file, &e, &sigs));
+        checked.diagnostics.push(errors::eval_error(file, &e, sigs));
         return checked;
     }
     let rec = recorder.lock().unwrap_or_else(|p| p.into_inner());
@@ -144,6 +147,35 @@ pub fn check_source(file: &str, source: &str, dir: Option<&Path>, opts: &CheckOp
         ),
     }
     checked
+}
+
+/// Runs `source` against any backend, with the same checks and limits as
+/// [`check_source`] but no Plan: each API call reaches `backend` as it
+/// happens. This is how the guest runs the API live (the REPL).
+pub fn run_with_backend(
+    file: &str,
+    source: &str,
+    backend: SharedBackend,
+    opts: &CheckOptions,
+) -> Result<(), Diagnostic> {
+    let engine = engine::build(backend, Arc::from(source), Path::new("."), opts.max_wall);
+    let sigs = signatures(&engine);
+    let ast = engine
+        .compile(source)
+        .map_err(|e| errors::parse_error(file, &e))?;
+    if let Some(d) = ast_check::check(&ast, sigs, file).into_iter().next() {
+        return Err(d);
+    }
+    engine
+        .run_ast(&ast)
+        .map_err(|e| errors::eval_error(file, &e, sigs))
+}
+
+/// The API's signatures, read from the first engine built (every engine
+/// registers the same functions).
+fn signatures(engine: &rhai::Engine) -> &'static Signatures {
+    static SIGS: std::sync::OnceLock<Signatures> = std::sync::OnceLock::new();
+    SIGS.get_or_init(|| Signatures::of(engine))
 }
 
 /// An engine with the full API, for `.d.rhai` generation.

@@ -86,6 +86,11 @@ impl Signatures {
         v.join(", ")
     }
 
+    /// Every prettified signature.
+    pub fn all_shown(&self) -> Vec<String> {
+        self.display.values().flatten().cloned().collect()
+    }
+
     /// The known name closest to `name`, if any is close.
     pub fn closest(&self, name: &str) -> Option<&str> {
         self.by_name

@@ -1,0 +1,101 @@
+//! Every script of `scenarios/` and `examples/` checks clean, its Plan
+//! round-trips through serde unchanged, and the catalog has what it must.
+
+use std::path::{Path, PathBuf};
+
+use ktstr_engine::{catalog, check_file, CheckOptions, Plan};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn scripts(dir: &str) -> Vec<PathBuf> {
+    catalog::list(&root().join(dir))
+        .expect("catalog readable")
+        .into_iter()
+        .map(|e| e.path)
+        .collect()
+}
+
+#[test]
+fn every_catalog_and_example_script_checks_clean_and_round_trips() {
+    let all: Vec<PathBuf> = scripts("scenarios")
+        .into_iter()
+        .chain(scripts("examples"))
+        .collect();
+    assert!(all.len() >= 33, "{} scripts", all.len());
+    for path in all {
+        let c = check_file(&path, &CheckOptions::default());
+        assert!(c.is_clean(), "{}:\n{}", path.display(), c.render());
+        let plan = c.plan.unwrap();
+        let json = serde_json::to_string(&plan).unwrap();
+        let back: Plan = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, plan, "{} does not round-trip", path.display());
+        assert!(!plan.claims.is_empty(), "{} has no claim", path.display());
+    }
+}
+
+#[test]
+fn catalog_has_thirty_described_scenarios_in_eight_categories() {
+    let entries = catalog::list(&root().join("scenarios")).unwrap();
+    assert!(entries.len() >= 30, "{} scenarios", entries.len());
+    let mut categories: Vec<&str> = entries
+        .iter()
+        .map(|e| e.id.split('/').next().unwrap())
+        .collect();
+    categories.dedup();
+    assert_eq!(
+        categories,
+        [
+            "affinity",
+            "basic",
+            "cpuset",
+            "dynamic",
+            "interaction",
+            "nested",
+            "performance",
+            "stress"
+        ]
+    );
+    for e in &entries {
+        assert!(!e.description.is_empty(), "{} has no //! description", e.id);
+        assert!(!e.description.contains('\n'));
+    }
+}
+
+#[test]
+fn plans_record_what_the_script_says() {
+    let c = check_file(
+        &root().join("scenarios/dynamic/add_remove.rhai"),
+        &CheckOptions::default(),
+    );
+    let plan = c.plan.expect("plan");
+    assert_eq!(plan.name, "add_remove");
+    assert_eq!(plan.duration_s, 12.0);
+    assert_eq!(plan.cgroups.len(), 1);
+    assert_eq!(plan.steps.len(), 3);
+    let json = serde_json::to_value(&plan.steps[1]).unwrap();
+    assert_eq!(json["ops"][0]["op"], "add_cgroup");
+    assert_eq!(json["ops"][0]["cgroup"]["cpuset"]["kind"], "llc");
+    assert_eq!(json["hold"], serde_json::json!({"hold": "frac", "f": 0.5}));
+    assert_eq!(
+        plan.claims[1].label,
+        "r.cgroup(\"base\").max_gap_ms, at_most(3000)"
+    );
+    assert_eq!((plan.claims[1].line, plan.claims[1].col), (15, 1));
+}
+
+#[test]
+fn a_topology_override_is_validated_against() {
+    let path = root().join("scenarios/cpuset/per_llc.rhai");
+    let opts = CheckOptions {
+        topology: Some("1n2l2c1t".parse().unwrap()),
+        ..CheckOptions::default()
+    };
+    let c = check_file(&path, &opts);
+    let text = c.render();
+    assert!(
+        text.contains("llc(2) is out of range: topology 1n2l2c1t has 2 LLCs"),
+        "{text}"
+    );
+}
