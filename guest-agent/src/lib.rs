@@ -14,6 +14,7 @@ pub mod power;
 pub mod report;
 pub mod run;
 pub mod shell;
+pub mod workers;
 
 /// The crate's version, reported to the host in the agent's first message.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");

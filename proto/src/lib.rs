@@ -13,7 +13,9 @@
 pub mod frame;
 pub mod job;
 pub mod message;
+pub mod worker;
 
 pub use frame::{encode, FrameDecoder, FrameError, MAX_FRAME_LEN};
 pub use job::{Fault, Job, JobSpec, JOB_PATH};
 pub use message::{GuestMessage, GuestReport, OutputStream, PROTOCOL_VERSION};
+pub use worker::WorkerReport;

@@ -1,0 +1,182 @@
+//! A worker's telemetry: progress points (gaps, CPUs, migrations), wake
+//! latency samples, CPU time and run delay.
+
+use std::time::{Duration, Instant};
+
+use ktstr_proto::WorkerReport;
+
+/// Wake-latency samples kept per worker.
+pub const MAX_WAKE_SAMPLES: usize = 100_000;
+
+/// Collects one worker's measurements. Only the worker's main thread
+/// records progress; helper threads hand wake samples to it.
+#[derive(Debug)]
+pub struct Probe {
+    start: Instant,
+    last: Instant,
+    last_cpu: u32,
+    iterations: u64,
+    migrations: u64,
+    cpus: Vec<u32>,
+    max_gap: Duration,
+    max_gap_at: Duration,
+    max_gap_cpu: u32,
+    wake_us: Vec<u32>,
+    wake_seen: u64,
+}
+
+/// The CPU the calling thread runs on.
+pub fn current_cpu() -> u32 {
+    // SAFETY: sched_getcpu takes no arguments and only reads per-thread
+    // state; a negative result (unsupported) is mapped to 0.
+    let cpu = unsafe { nix::libc::sched_getcpu() };
+    u32::try_from(cpu).unwrap_or(0)
+}
+
+impl Probe {
+    /// Starts measuring now.
+    pub fn start() -> Self {
+        let now = Instant::now();
+        let cpu = current_cpu();
+        Probe {
+            start: now,
+            last: now,
+            last_cpu: cpu,
+            iterations: 0,
+            migrations: 0,
+            cpus: vec![cpu],
+            max_gap: Duration::ZERO,
+            max_gap_at: Duration::ZERO,
+            max_gap_cpu: cpu,
+            wake_us: Vec::new(),
+            wake_seen: 0,
+        }
+    }
+
+    /// One unit of work done: checks the clock and the CPU.
+    pub fn progress(&mut self) {
+        let now = Instant::now();
+        let cpu = current_cpu();
+        let gap = now - self.last;
+        if gap > self.max_gap {
+            self.max_gap = gap;
+            self.max_gap_at = now - self.start;
+            self.max_gap_cpu = cpu;
+        }
+        if cpu != self.last_cpu {
+            self.migrations += 1;
+            if !self.cpus.contains(&cpu) {
+                self.cpus.push(cpu);
+            }
+        }
+        self.last = now;
+        self.last_cpu = cpu;
+        self.iterations += 1;
+    }
+
+    /// A wake-up that took `latency` from the wake request to running.
+    pub fn wake(&mut self, latency: Duration) {
+        self.wake_seen += 1;
+        if self.wake_us.len() < MAX_WAKE_SAMPLES {
+            let us = latency.as_micros().min(u128::from(u32::MAX)) as u32;
+            self.wake_us.push(us);
+        }
+    }
+
+    /// The report, with CPU time and run delay read now.
+    pub fn finish(mut self, cgroup: &str, index: u32) -> WorkerReport {
+        let wall = self.start.elapsed();
+        let cpu_ms = process_cpu_ms();
+        let thread_cpu_ms = thread_cpu_ms();
+        self.cpus.sort_unstable();
+        self.wake_us.sort_unstable();
+        let pct = |p: f64| -> f64 {
+            if self.wake_us.is_empty() {
+                return 0.0;
+            }
+            let i = ((self.wake_us.len() - 1) as f64 * p).round() as usize;
+            f64::from(self.wake_us[i])
+        };
+        WorkerReport {
+            cgroup: cgroup.to_string(),
+            index,
+            pid: std::process::id(),
+            iterations: self.iterations,
+            cpu_time_ms: cpu_ms,
+            wall_ms: ms(wall),
+            off_cpu_ms: (ms(wall) - thread_cpu_ms).max(0.0),
+            migrations: self.migrations,
+            cpus_used: self.cpus,
+            max_gap_ms: ms(self.max_gap),
+            max_gap_at_ms: ms(self.max_gap_at),
+            max_gap_cpu: self.max_gap_cpu,
+            wake_samples: self.wake_seen,
+            wake_p50_us: pct(0.50),
+            wake_p99_us: pct(0.99),
+            wake_max_us: self.wake_us.last().copied().map_or(0.0, f64::from),
+            run_delay_ms: run_delay_ms(),
+            error: None,
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn clock_ms(clock: nix::libc::clockid_t) -> f64 {
+    let mut ts = nix::libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    let rc = unsafe { nix::libc::clock_gettime(clock, &mut ts) };
+    if rc != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 * 1000.0 + ts.tv_nsec as f64 / 1e6
+}
+
+/// CPU time of every thread of this process, ms.
+pub fn process_cpu_ms() -> f64 {
+    clock_ms(nix::libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+/// CPU time of the calling thread, ms.
+pub fn thread_cpu_ms() -> f64 {
+    clock_ms(nix::libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// Run delay of the process's main thread from `/proc/self/schedstat`
+/// (second field, ns), ms; 0 without schedstats.
+pub fn run_delay_ms() -> f64 {
+    std::fs::read_to_string("/proc/self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map_or(0.0, |ns| ns / 1e6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_wakes_and_percentiles() {
+        let mut p = Probe::start();
+        p.progress();
+        std::thread::sleep(Duration::from_millis(30));
+        p.progress();
+        for us in 1..=100 {
+            p.wake(Duration::from_micros(us));
+        }
+        let r = p.finish("g", 2);
+        assert_eq!(r.iterations, 2);
+        assert!(r.max_gap_ms >= 29.0, "{}", r.max_gap_ms);
+        assert_eq!(r.wake_samples, 100);
+        assert_eq!(r.wake_p50_us, 51.0);
+        assert_eq!(r.wake_p99_us, 99.0);
+        assert_eq!(r.wake_max_us, 100.0);
+        assert!(r.off_cpu_ms >= 25.0, "{}", r.off_cpu_ms);
+        assert_eq!((r.cgroup.as_str(), r.index), ("g", 2));
+    }
+}

@@ -1,0 +1,109 @@
+//! Thin wrappers over the system calls the work types exercise.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// Blocks while `word` holds `expected` (FUTEX_WAIT), at most `timeout`.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = nix::libc::timespec {
+        tv_sec: timeout.as_secs() as nix::libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as nix::libc::c_long,
+    };
+    // SAFETY: FUTEX_WAIT reads the u32 behind a valid, aligned pointer and
+    // a valid timespec; both outlive the call.
+    unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_futex,
+            word.as_ptr(),
+            nix::libc::FUTEX_WAIT | nix::libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            &ts as *const nix::libc::timespec,
+        );
+    }
+}
+
+/// Wakes up to `n` waiters of `word` (FUTEX_WAKE).
+pub fn futex_wake(word: &AtomicU32, n: i32) {
+    // SAFETY: FUTEX_WAKE only uses the address as a key; it is valid.
+    unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_futex,
+            word.as_ptr(),
+            nix::libc::FUTEX_WAKE | nix::libc::FUTEX_PRIVATE_FLAG,
+            n,
+        );
+    }
+}
+
+/// Bumps `word` and wakes its waiters.
+pub fn futex_signal(word: &AtomicU32, n: i32) {
+    word.fetch_add(1, Ordering::SeqCst);
+    futex_wake(word, n);
+}
+
+/// Gives up the CPU.
+pub fn yield_now() {
+    // SAFETY: sched_yield has no arguments and cannot fail in a way that
+    // matters here.
+    unsafe {
+        nix::libc::sched_yield();
+    }
+}
+
+/// Spins for about `n` rounds of integer work; returns a value so the
+/// optimizer keeps the loop.
+pub fn spin(n: u32) -> u64 {
+    let mut x: u64 = 0x9e37_79b9;
+    for i in 0..n {
+        x = x.rotate_left(5) ^ u64::from(i);
+        std::hint::black_box(x);
+    }
+    x
+}
+
+/// Sets the calling thread's scheduling policy (SCHED_OTHER=0, FIFO=1,
+/// RR=2, BATCH=3, IDLE=5) and RT priority.
+pub fn set_policy(policy: i32, prio: i32) -> std::io::Result<()> {
+    let param = nix::libc::sched_param {
+        sched_priority: prio,
+    };
+    // SAFETY: sched_setscheduler(0, ..) targets the calling thread with a
+    // valid sched_param.
+    let rc = unsafe { nix::libc::sched_setscheduler(0, policy, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Sets the nice value of the calling process.
+pub fn set_nice(nice: i32) -> std::io::Result<()> {
+    // SAFETY: setpriority on our own pid (0) with a plain integer.
+    let rc = unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, nice) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Restricts the calling thread to `cpus`.
+pub fn set_affinity(cpus: &[u32]) -> std::io::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    for &c in cpus {
+        set.set(c as usize).map_err(std::io::Error::from)?;
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).map_err(std::io::Error::from)
+}
+
+/// The CPUs the calling thread may run on.
+pub fn allowed_cpus() -> Vec<u32> {
+    let Ok(set) = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) else {
+        return vec![0];
+    };
+    (0..nix::sched::CpuSet::count())
+        .filter(|&c| set.is_set(c).unwrap_or(false))
+        .map(|c| c as u32)
+        .collect()
+}

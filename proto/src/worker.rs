@@ -1,0 +1,45 @@
+//! What one worker process measured, as it reports to the guest agent
+//! (and the agent to the host).
+
+use serde::{Deserialize, Serialize};
+
+/// One worker's telemetry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerReport {
+    /// Its cgroup.
+    pub cgroup: String,
+    /// Its index in the cgroup (spawn order).
+    pub index: u32,
+    /// Its pid in the guest.
+    pub pid: u32,
+    /// Loop iterations completed (progress points).
+    pub iterations: u64,
+    /// CPU time of the worker (all its threads), ms.
+    pub cpu_time_ms: f64,
+    /// Wall time from start to stop, ms.
+    pub wall_ms: f64,
+    /// Wall time not on a CPU (wall minus CPU time of the main thread), ms.
+    pub off_cpu_ms: f64,
+    /// CPU changes seen between progress points.
+    pub migrations: u64,
+    /// Every CPU the worker was seen on, ascending.
+    pub cpus_used: Vec<u32>,
+    /// Longest interval between progress points, ms.
+    pub max_gap_ms: f64,
+    /// When that gap ended, ms after start.
+    pub max_gap_at_ms: f64,
+    /// The CPU the worker was on when the gap ended.
+    pub max_gap_cpu: u32,
+    /// Wake-latency samples taken (at most 100,000 kept).
+    pub wake_samples: u64,
+    /// Median wake latency, µs.
+    pub wake_p50_us: f64,
+    /// 99th percentile wake latency, µs.
+    pub wake_p99_us: f64,
+    /// Largest wake latency, µs.
+    pub wake_max_us: f64,
+    /// Time runnable but waiting for a CPU (`/proc/self/schedstat`), ms.
+    pub run_delay_ms: f64,
+    /// Set when the worker could not do its work (the error).
+    pub error: Option<String>,
+}

@@ -1,0 +1,139 @@
+//! Every work type runs in a real worker process (the guest agent binary
+//! in `--worker` mode, here on the host) and reports real telemetry.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ktstr_engine::policy::Policy;
+use ktstr_engine::work::{Phase, Work};
+use ktstr_guest_agent::workers::{Worker, WorkerSpec};
+use ktstr_proto::WorkerReport;
+
+fn run(work: Work, millis: u64) -> WorkerReport {
+    let spec = WorkerSpec {
+        cgroup: "t".into(),
+        index: 0,
+        work,
+        nice: 0,
+        policy: Policy::Normal,
+        cpus: None,
+        comm: Some("ktstr-test".into()),
+    };
+    let exe = Path::new(env!("CARGO_BIN_EXE_ktstr-guest-agent"));
+    let mut w = Worker::spawn(exe, spec).expect("spawn worker");
+    w.start().expect("start");
+    std::thread::sleep(Duration::from_millis(millis));
+    w.stop(Duration::from_secs(10))
+}
+
+fn all_work() -> Vec<(Work, bool)> {
+    // (work, whether it measures wake latency)
+    vec![
+        (Work::SpinWait, false),
+        (Work::YieldHeavy, false),
+        (Work::Mixed, true),
+        (Work::IoSync, false),
+        (
+            Work::Bursty {
+                burst_ms: 5,
+                sleep_ms: 5,
+            },
+            true,
+        ),
+        (Work::PipeIo, true),
+        (Work::FutexPingPong, true),
+        (Work::FutexFanOut { fanout: 4 }, true),
+        (Work::CachePressure { size_kb: 256 }, false),
+        (Work::CacheYield { size_kb: 64 }, false),
+        (Work::CachePipe { size_kb: 64 }, true),
+        (Work::ForkExit, false),
+        (Work::NiceSweep, false),
+        (Work::AffinityChurn, false),
+        (Work::PolicyChurn, false),
+        (Work::FanOutCompute { fanout: 3 }, false),
+        (Work::PageFaultChurn { pages: 64 }, false),
+        (Work::MutexContention { threads: 3 }, true),
+        (Work::WakeChain { depth: 3 }, true),
+        (Work::ThunderingHerd { waiters: 4 }, true),
+        (Work::PreemptStorm, true),
+        (Work::RtStarvation, false),
+    ]
+}
+
+#[test]
+fn every_work_type_makes_progress_and_reports() {
+    for (work, wakes) in all_work() {
+        let name = work.name();
+        let r = run(work, 300);
+        assert_eq!(r.error, None, "{name}: {r:?}");
+        assert!(r.iterations > 0, "{name} made no progress: {r:?}");
+        assert!(r.wall_ms >= 250.0, "{name}: {r:?}");
+        assert!(r.cpu_time_ms > 0.0, "{name}: {r:?}");
+        assert!(!r.cpus_used.is_empty(), "{name}");
+        assert!(
+            r.max_gap_ms > 0.0 && r.max_gap_ms <= r.wall_ms,
+            "{name}: {r:?}"
+        );
+        if wakes {
+            assert!(r.wake_samples > 0, "{name} took no wake samples: {r:?}");
+            assert!(r.wake_p50_us <= r.wake_p99_us && r.wake_p99_us <= r.wake_max_us);
+        }
+    }
+}
+
+#[test]
+fn a_sequence_runs_its_phases_and_a_spinner_uses_its_cpu() {
+    let seq = Work::Sequence {
+        phases: vec![
+            Phase {
+                work: Work::SpinWait,
+                secs: 0.1,
+            },
+            Phase {
+                work: Work::PreemptStorm,
+                secs: 0.1,
+            },
+        ],
+    };
+    let r = run(seq, 500);
+    assert_eq!(r.error, None);
+    assert!(r.wake_samples > 0, "the sleeping phase ran: {r:?}");
+    let spin = run(Work::SpinWait, 400);
+    assert!(
+        spin.cpu_time_ms > 0.5 * spin.wall_ms,
+        "a spinner is on CPU: {spin:?}"
+    );
+    let sleeper = run(
+        Work::Bursty {
+            burst_ms: 1,
+            sleep_ms: 20,
+        },
+        400,
+    );
+    assert!(
+        sleeper.off_cpu_ms > 0.5 * sleeper.wall_ms,
+        "mostly asleep: {sleeper:?}"
+    );
+}
+
+#[test]
+fn a_worker_that_cannot_set_up_reports_why() {
+    let spec = WorkerSpec {
+        cgroup: "t".into(),
+        index: 3,
+        work: Work::SpinWait,
+        nice: 0,
+        policy: Policy::Normal,
+        cpus: Some(vec![4000]),
+        comm: None,
+    };
+    let exe = Path::new(env!("CARGO_BIN_EXE_ktstr-guest-agent"));
+    let mut w = Worker::spawn(exe, spec).unwrap();
+    w.start().unwrap();
+    let r = w.stop(Duration::from_secs(10));
+    assert_eq!(r.index, 3);
+    assert!(
+        r.error.as_deref().unwrap_or("").contains("affinity"),
+        "{r:?}"
+    );
+}
