@@ -18,6 +18,7 @@ pub mod diag;
 pub mod plan;
 pub mod policy;
 pub mod results;
+pub mod verdict;
 pub mod work;
 
 pub use check::{check_file, check_source, run_with_backend, CheckOptions, Checked};

@@ -21,6 +21,12 @@ pub struct WorkerResults {
     pub run_delay_ms: f64,
     /// CPU time, ms.
     pub cpu_time_ms: f64,
+    /// Every CPU the worker ran on.
+    #[serde(default)]
+    pub cpus_used: Vec<u32>,
+    /// Why the worker could not do its work, if it could not.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// Workers of one cgroup.

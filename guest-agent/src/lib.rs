@@ -6,10 +6,12 @@
 //! the VM with nothing beneath it but the kernel and the shared libraries
 //! the host packed beside it.
 
+pub mod cgroups;
 pub mod channel;
 pub mod exec;
 pub mod fault;
 pub mod mounts;
+pub mod plan;
 pub mod power;
 pub mod report;
 pub mod run;

@@ -73,6 +73,11 @@ fn run_job(job: &Job, channel: &Arc<Mutex<Channel>>) -> Result<(), String> {
         Job::Probe => return Ok(()),
         Job::Exec { command } => exec::run_command(command, channel)?,
         Job::Shell => shell::interactive()?,
+        Job::Plan {
+            plan,
+            topology,
+            scheduler,
+        } => return crate::plan::run(plan.clone(), *topology, scheduler.clone(), channel),
     };
     send(channel, &GuestMessage::Exit { code });
     Ok(())

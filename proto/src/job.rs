@@ -18,6 +18,29 @@ pub enum Job {
     },
     /// An interactive busybox shell on the console; power off when it exits.
     Shell,
+    /// Run a scenario Plan: cgroups, workers, steps; report results.
+    Plan {
+        /// The engine's Plan (kept as JSON so this crate stays a leaf).
+        plan: serde_json::Value,
+        /// The topology the guest runs on (cpusets resolve against it).
+        topology: ktstr_topology::Topology,
+        /// The scheduler to start first; None runs the kernel's own.
+        scheduler: Option<SchedulerLaunch>,
+    },
+}
+
+/// How the guest starts a sched_ext scheduler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerLaunch {
+    /// The binary's path in the guest.
+    pub path: String,
+    /// The name `root/ops` must show once it is attached.
+    pub ops_name: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Seconds to wait for it to attach.
+    pub attach_timeout_s: u64,
 }
 
 /// A fault the agent injects on purpose, so that ktstr's own tests can

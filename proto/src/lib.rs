@@ -16,6 +16,6 @@ pub mod message;
 pub mod worker;
 
 pub use frame::{encode, FrameDecoder, FrameError, MAX_FRAME_LEN};
-pub use job::{Fault, Job, JobSpec, JOB_PATH};
+pub use job::{Fault, Job, JobSpec, SchedulerLaunch, JOB_PATH};
 pub use message::{GuestMessage, GuestReport, OutputStream, PROTOCOL_VERSION};
 pub use worker::WorkerReport;

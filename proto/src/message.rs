@@ -37,7 +37,7 @@ pub enum OutputStream {
 }
 
 /// One message from the guest agent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum GuestMessage {
     /// The agent is up: first message of every boot.
@@ -60,6 +60,27 @@ pub enum GuestMessage {
     Exit {
         /// Its exit code (128 + signal number when killed).
         code: i32,
+    },
+    /// Progress of a plan (scheduler attached, step started, ...).
+    Event {
+        /// Milliseconds since the plan started.
+        at_ms: f64,
+        /// What happened.
+        message: String,
+    },
+    /// The scheduler attached, exited or was kicked out.
+    Scheduler {
+        /// `attached`, `exited` or `failed`.
+        state: String,
+        /// Its exit reason, output tail or kernel lines, when it ended.
+        detail: String,
+    },
+    /// Every worker's telemetry at the end of a plan.
+    Results {
+        /// One report per worker.
+        workers: Vec<crate::WorkerReport>,
+        /// Milliseconds the plan ran.
+        duration_ms: f64,
     },
     /// Something the agent could not do; the job failed.
     Error {

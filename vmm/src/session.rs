@@ -271,7 +271,10 @@ fn record(c: &mut Collected, msg: &GuestMessage) {
         GuestMessage::Exit { code } => c.exit_code = Some(*code),
         GuestMessage::Error { message } => c.agent_errors.push(message.clone()),
         GuestMessage::Done => c.done = true,
-        GuestMessage::Output { .. } => {}
+        GuestMessage::Output { .. }
+        | GuestMessage::Event { .. }
+        | GuestMessage::Scheduler { .. }
+        | GuestMessage::Results { .. } => {}
     }
 }
 

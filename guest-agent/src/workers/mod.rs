@@ -98,13 +98,7 @@ fn setup(spec: &WorkerSpec) -> Result<(), String> {
     if spec.nice != 0 {
         sys::set_nice(spec.nice).map_err(|e| format!("nice {}: {e}", spec.nice))?;
     }
-    let (policy, prio) = match spec.policy {
-        Policy::Normal => (nix::libc::SCHED_OTHER, 0),
-        Policy::Batch => (nix::libc::SCHED_BATCH, 0),
-        Policy::Idle => (nix::libc::SCHED_IDLE, 0),
-        Policy::Fifo { prio } => (nix::libc::SCHED_FIFO, i32::from(prio)),
-        Policy::Rr { prio } => (nix::libc::SCHED_RR, i32::from(prio)),
-    };
+    let (policy, prio) = sys::policy_numbers(spec.policy);
     if spec.policy != Policy::Normal {
         sys::set_policy(policy, prio).map_err(|e| format!("policy {:?}: {e}", spec.policy))?;
     }
@@ -119,6 +113,7 @@ fn setup(spec: &WorkerSpec) -> Result<(), String> {
 pub struct Worker {
     child: Child,
     spec: WorkerSpec,
+    started: bool,
 }
 
 impl Worker {
@@ -132,7 +127,11 @@ impl Worker {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()?;
-        Ok(Worker { child, spec })
+        Ok(Worker {
+            child,
+            spec,
+            started: false,
+        })
     }
 
     /// The worker's pid.
@@ -148,13 +147,30 @@ impl Worker {
             .as_mut()
             .ok_or(std::io::ErrorKind::BrokenPipe)?;
         stdin.write_all(b"s")?;
-        stdin.flush()
+        stdin.flush()?;
+        self.started = true;
+        Ok(())
+    }
+
+    /// Whether the gate was opened.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    /// Tells the worker to stop (closes its stdin) without waiting.
+    pub fn request_stop(&mut self) {
+        drop(self.child.stdin.take());
     }
 
     /// Stops the worker and collects its report; a worker that does not
     /// answer within `timeout` is killed and reported as such.
     pub fn stop(mut self, timeout: Duration) -> WorkerReport {
-        drop(self.child.stdin.take());
+        self.request_stop();
+        self.collect(timeout)
+    }
+
+    /// Waits up to `timeout` for the report of a worker told to stop.
+    pub fn collect(mut self, timeout: Duration) -> WorkerReport {
         let mut stdout = self.child.stdout.take();
         let (tx, rx) = std::sync::mpsc::channel();
         thread::spawn(move || {

@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use ktstr_engine::policy::Policy;
+
 /// Blocks while `word` holds `expected` (FUTEX_WAIT), at most `timeout`.
 pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
     let ts = nix::libc::timespec {
@@ -59,6 +61,52 @@ pub fn spin(n: u32) -> u64 {
         std::hint::black_box(x);
     }
     x
+}
+
+/// (policy, priority) numbers of a [`Policy`].
+pub fn policy_numbers(p: Policy) -> (i32, i32) {
+    match p {
+        Policy::Normal => (nix::libc::SCHED_OTHER, 0),
+        Policy::Batch => (nix::libc::SCHED_BATCH, 0),
+        Policy::Idle => (nix::libc::SCHED_IDLE, 0),
+        Policy::Fifo { prio } => (nix::libc::SCHED_FIFO, i32::from(prio)),
+        Policy::Rr { prio } => (nix::libc::SCHED_RR, i32::from(prio)),
+    }
+}
+
+/// Sets the scheduling policy of thread `tid`.
+pub fn set_policy_of(tid: u32, policy: i32, prio: i32) -> std::io::Result<()> {
+    let param = nix::libc::sched_param {
+        sched_priority: prio,
+    };
+    // SAFETY: sched_setscheduler on a thread id with a valid sched_param.
+    let rc = unsafe { nix::libc::sched_setscheduler(tid as i32, policy, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Sets the nice value of thread `tid`.
+pub fn set_nice_of(tid: u32, nice: i32) -> std::io::Result<()> {
+    // SAFETY: setpriority on a thread id with a plain integer.
+    let rc = unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, tid, nice) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Restricts thread `tid` to `cpus`.
+pub fn set_affinity_of(tid: u32, cpus: &[u32]) -> std::io::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    for &c in cpus {
+        set.set(c as usize).map_err(std::io::Error::from)?;
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid as i32), &set)
+        .map_err(std::io::Error::from)
 }
 
 /// Sets the calling thread's scheduling policy (SCHED_OTHER=0, FIFO=1,

@@ -1,0 +1,288 @@
+//! The verdict of one run: default checks (starvation, cpuset isolation,
+//! fairness) with layered thresholds, then the script's claims.
+
+use std::collections::BTreeMap;
+
+use ktstr_topology::Topology;
+use serde::{Deserialize, Serialize};
+
+use crate::claims::{ClaimOutcome, ClaimVerdict};
+use crate::plan::{Op, Plan};
+use crate::results::RunResults;
+
+/// Built-in thresholds (native speed).
+pub const DEFAULT_THRESHOLDS: [(&str, f64); 2] = [("max_gap_ms", 2000.0), ("max_spread_pct", 15.0)];
+
+/// How a run came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The host cannot give the topology.
+    Skip,
+    /// Everything held.
+    Pass,
+    /// A claim could not be evaluated.
+    Inconclusive,
+    /// Something failed.
+    Fail,
+}
+
+impl Outcome {
+    /// The process exit code: Fail 1, Inconclusive 2, Pass and Skip 0.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Fail => 1,
+            Outcome::Inconclusive => 2,
+            Outcome::Pass | Outcome::Skip => 0,
+        }
+    }
+
+    /// Upper-case label for the one-line summary.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Skip => "SKIP",
+            Outcome::Pass => "PASS",
+            Outcome::Inconclusive => "INCONCLUSIVE",
+            Outcome::Fail => "FAIL",
+        }
+    }
+}
+
+/// The judgement of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Why it failed (or was inconclusive), one line each.
+    pub reasons: Vec<String>,
+    /// The thresholds used, after layering.
+    pub thresholds: BTreeMap<String, f64>,
+    /// Each claim's outcome.
+    pub claims: Vec<ClaimOutcome>,
+}
+
+/// Thresholds: built-in defaults, then the scheduler's, then the
+/// scenario's (last wins); time thresholds multiplied by `slowdown` (the
+/// backend's speed relative to hardware: 1 on KVM, more under TCG).
+pub fn thresholds(
+    scheduler: &BTreeMap<String, f64>,
+    scenario: &BTreeMap<String, f64>,
+    slowdown: f64,
+) -> BTreeMap<String, f64> {
+    let mut t: BTreeMap<String, f64> = DEFAULT_THRESHOLDS
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    if let Some(gap) = t.get_mut("max_gap_ms") {
+        *gap *= slowdown;
+    }
+    t.extend(scheduler.iter().map(|(k, v)| (k.clone(), *v)));
+    t.extend(scenario.iter().map(|(k, v)| (k.clone(), *v)));
+    t
+}
+
+/// Judges `results` of `plan` run on `topology` with `thresholds`;
+/// `failures` are problems found outside the results (scheduler death,
+/// VM errors) and fail the run.
+pub fn judge(
+    plan: &Plan,
+    topology: &Topology,
+    results: &RunResults,
+    thresholds: BTreeMap<String, f64>,
+    failures: Vec<String>,
+) -> Verdict {
+    let mut reasons = failures;
+    let max_gap = thresholds.get("max_gap_ms").copied().unwrap_or(f64::MAX);
+    let max_spread = thresholds
+        .get("max_spread_pct")
+        .copied()
+        .unwrap_or(f64::MAX);
+    let dynamic = cpusets_changed(plan);
+    for (name, cg) in &results.cgroups {
+        for (i, w) in cg.workers.iter().enumerate() {
+            if let Some(e) = &w.error {
+                reasons.push(format!("worker {name}[{i}] failed: {e}"));
+            } else if w.iterations == 0 {
+                reasons.push(format!("worker {name}[{i}] starved: no progress at all"));
+            } else if w.max_gap_ms > max_gap {
+                reasons.push(format!(
+                    "worker {name}[{i}] stalled {:.0} ms (threshold {max_gap:.0} ms)",
+                    w.max_gap_ms
+                ));
+            }
+        }
+        if !dynamic.contains(name) {
+            if let Some(allowed) = static_cpuset(plan, name, topology) {
+                for (i, w) in cg.workers.iter().enumerate() {
+                    let outside: Vec<u32> = w
+                        .cpus_used
+                        .iter()
+                        .copied()
+                        .filter(|c| !allowed.contains(c))
+                        .collect();
+                    if !outside.is_empty() {
+                        reasons.push(format!(
+                            "worker {name}[{i}] ran on CPU(s) {outside:?} outside its cpuset"
+                        ));
+                    }
+                }
+            }
+        }
+        if cg.workers.len() >= 2 {
+            let spread_expr = crate::claims::MetricExpr::Metric {
+                scope: crate::claims::Scope::Cgroup { name: name.clone() },
+                name: "spread".into(),
+            };
+            if let Ok(spread) = spread_expr.eval(results) {
+                if spread > max_spread {
+                    reasons.push(format!(
+                        "cgroup {name}: unfair, CPU-time spread {spread:.1}% (threshold {max_spread:.0}%)"
+                    ));
+                }
+            }
+        }
+    }
+    let claims: Vec<ClaimOutcome> = plan.claims.iter().map(|c| c.evaluate(results)).collect();
+    for c in &claims {
+        if c.verdict == ClaimVerdict::Fail {
+            reasons.push(format!("claim failed: {} ({})", c.label, c.detail));
+        }
+    }
+    let inconclusive: Vec<String> = claims
+        .iter()
+        .filter(|c| c.verdict == ClaimVerdict::Inconclusive)
+        .map(|c| format!("claim inconclusive: {} ({})", c.label, c.detail))
+        .collect();
+    let outcome = if !reasons.is_empty() {
+        Outcome::Fail
+    } else if !inconclusive.is_empty() {
+        reasons = inconclusive;
+        Outcome::Inconclusive
+    } else {
+        Outcome::Pass
+    };
+    Verdict {
+        outcome,
+        reasons,
+        thresholds,
+        claims,
+    }
+}
+
+/// Cgroups whose cpuset or membership changes during the run (isolation
+/// is then judged by claims, not by the static check).
+fn cpusets_changed(plan: &Plan) -> Vec<String> {
+    let mut v = Vec::new();
+    for s in &plan.steps {
+        for op in &s.ops {
+            match op {
+                Op::SetCpuset { name, .. } | Op::ClearCpuset { name } => v.push(name.clone()),
+                Op::SwapCpusets { a, b } | Op::MoveTasks { from: a, to: b } => {
+                    v.push(a.clone());
+                    v.push(b.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+    v
+}
+
+/// The CPUs a cgroup with a fixed cpuset may use (its own or its
+/// nearest ancestor's), or None if unrestricted.
+fn static_cpuset(plan: &Plan, name: &str, t: &Topology) -> Option<Vec<u32>> {
+    let mut defs = plan.cgroups.clone();
+    for s in &plan.steps {
+        for op in &s.ops {
+            if let Op::AddCgroup { cgroup } = op {
+                defs.push(cgroup.clone());
+            }
+        }
+    }
+    let mut cur = defs.iter().find(|d| d.name == name)?;
+    loop {
+        if let Some(spec) = &cur.cpuset {
+            return spec.resolve(t).ok();
+        }
+        let parent = cur.parent.as_ref()?;
+        cur = defs.iter().find(|d| &d.name == parent)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::{CgroupResults, WorkerResults};
+
+    fn plan(src: &str) -> Plan {
+        let c = crate::check_source("t.rhai", src, None, &crate::CheckOptions::default());
+        assert!(c.is_clean(), "{}", c.render());
+        c.plan.unwrap()
+    }
+
+    fn worker(it: u64, gap: f64, cpu: f64, cpus: Vec<u32>) -> WorkerResults {
+        WorkerResults {
+            iterations: it,
+            max_gap_ms: gap,
+            cpu_time_ms: cpu,
+            cpus_used: cpus,
+            ..Default::default()
+        }
+    }
+
+    const SRC: &str = "scenario(\"t\", \"t\");\ntopology(1, 2, 2, 1);\ncgroup(\"a\", 2, spin_wait()).cpuset(llc(0));\nclaim(results().cgroup(\"a\").iterations, at_least(10));\n";
+
+    #[test]
+    fn healthy_results_pass_and_each_default_check_fails_alone() {
+        let p = plan(SRC);
+        let t: Topology = "1n2l2c1t".parse().unwrap();
+        let th = thresholds(&BTreeMap::new(), &p.thresholds, 1.0);
+        let mut r = RunResults::default();
+        let good = || {
+            vec![
+                worker(100, 10.0, 50.0, vec![0]),
+                worker(100, 10.0, 50.0, vec![1]),
+            ]
+        };
+        r.cgroups
+            .insert("a".into(), CgroupResults { workers: good() });
+        assert_eq!(judge(&p, &t, &r, th.clone(), vec![]).outcome, Outcome::Pass);
+        let cases: [(WorkerResults, &str); 3] = [
+            (worker(0, 0.0, 50.0, vec![0]), "starved"),
+            (worker(100, 5000.0, 50.0, vec![0]), "stalled 5000 ms"),
+            (worker(100, 10.0, 50.0, vec![3]), "outside its cpuset"),
+        ];
+        for (bad, want) in cases {
+            let mut r = r.clone();
+            r.cgroups.get_mut("a").unwrap().workers[1] = bad;
+            let v = judge(&p, &t, &r, th.clone(), vec![]);
+            assert_eq!(v.outcome, Outcome::Fail);
+            assert!(
+                v.reasons.iter().any(|x| x.contains(want)),
+                "{want}: {:?}",
+                v.reasons
+            );
+        }
+        let mut unfair = r.clone();
+        unfair.cgroups.get_mut("a").unwrap().workers[1].cpu_time_ms = 10.0;
+        let v = judge(&p, &t, &unfair, th.clone(), vec![]);
+        assert!(
+            v.reasons.iter().any(|x| x.contains("unfair")),
+            "{:?}",
+            v.reasons
+        );
+        let v = judge(&p, &t, &r, th, vec!["scheduler died".into()]);
+        assert_eq!((v.outcome, v.outcome.exit_code()), (Outcome::Fail, 1));
+    }
+
+    #[test]
+    fn layers_and_slowdown() {
+        let sched = BTreeMap::from([("max_spread_pct".to_string(), 20.0)]);
+        let scen = BTreeMap::from([("max_gap_ms".to_string(), 3000.0)]);
+        let t = thresholds(&sched, &BTreeMap::new(), 2.5);
+        assert_eq!(t["max_gap_ms"], 5000.0);
+        assert_eq!(t["max_spread_pct"], 20.0);
+        assert_eq!(thresholds(&sched, &scen, 2.5)["max_gap_ms"], 3000.0);
+        assert_eq!(Outcome::Inconclusive.exit_code(), 2);
+    }
+}

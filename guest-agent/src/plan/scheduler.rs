@@ -1,0 +1,141 @@
+//! A sched_ext scheduler's life in the guest: start it, wait until the
+//! kernel says it is attached, watch it, stop it.
+
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ktstr_proto::SchedulerLaunch;
+
+const STATE: &str = "/sys/kernel/sched_ext/state";
+const OPS: &str = "/sys/kernel/sched_ext/root/ops";
+const LOG: &str = "/tmp/ktstr-scheduler.log";
+
+/// A scheduler process that has attached.
+pub struct RunningScheduler {
+    child: Child,
+    name: String,
+}
+
+fn read_trim(path: &str) -> String {
+    fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The last lines of the scheduler's output.
+fn log_tail() -> String {
+    let text = fs::read_to_string(LOG).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// Kernel log lines about sched_ext (the exit reason lives there).
+pub fn kernel_lines() -> String {
+    let Ok(mut kmsg) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open("/dev/kmsg")
+    else {
+        return String::new();
+    };
+    let mut lines = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    while let Ok(n) = kmsg.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        let rec = String::from_utf8_lossy(&buf[..n]);
+        let text = rec.split_once(';').map_or(rec.as_ref(), |(_, t)| t).trim();
+        if text.contains("sched_ext") || text.contains("scx_") {
+            lines.push(text.to_string());
+        }
+    }
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// Starts the scheduler and waits until `state` is `enabled` and
+/// `root/ops` names it. A scheduler that exits first or never attaches is
+/// an error carrying its output and the kernel's lines.
+pub fn start(launch: &SchedulerLaunch) -> Result<RunningScheduler, String> {
+    let log = File::create(LOG).map_err(|e| format!("{LOG}: {e}"))?;
+    let err = log.try_clone().map_err(|e| format!("{LOG}: {e}"))?;
+    let mut child = Command::new(&launch.path)
+        .args(&launch.args)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", launch.path))?;
+    let deadline = Instant::now() + Duration::from_secs(launch.attach_timeout_s);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "{} exited ({status}) before attaching\n{}\n{}",
+                launch.path,
+                log_tail(),
+                kernel_lines()
+            ));
+        }
+        if read_trim(STATE) == "enabled" && read_trim(OPS).starts_with(&launch.ops_name) {
+            return Ok(RunningScheduler {
+                child,
+                name: launch.ops_name.clone(),
+            });
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "{} did not attach within {} s (state `{}`)\n{}\n{}",
+                launch.path,
+                launch.attach_timeout_s,
+                read_trim(STATE),
+                log_tail(),
+                kernel_lines()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl RunningScheduler {
+    /// None while the scheduler runs and is attached; else what happened.
+    pub fn check(&mut self) -> Option<String> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(format!(
+                "scheduler {} exited ({status})\n{}\n{}",
+                self.name,
+                log_tail(),
+                kernel_lines()
+            ));
+        }
+        let state = read_trim(STATE);
+        if state != "enabled" {
+            return Some(format!(
+                "scheduler {} was detached (sched_ext state `{state}`)\n{}\n{}",
+                self.name,
+                log_tail(),
+                kernel_lines()
+            ));
+        }
+        None
+    }
+
+    /// Stops the scheduler (SIGINT, then SIGKILL after 5 s).
+    pub fn stop(mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
