@@ -92,6 +92,42 @@ pub fn judge(
     failures: Vec<String>,
 ) -> Verdict {
     let mut reasons = failures;
+    reasons.extend(default_checks(plan, topology, results, &thresholds));
+    let claims: Vec<ClaimOutcome> = plan.claims.iter().map(|c| c.evaluate(results)).collect();
+    for c in &claims {
+        if c.verdict == ClaimVerdict::Fail {
+            reasons.push(format!("claim failed: {} ({})", c.label, c.detail));
+        }
+    }
+    let inconclusive: Vec<String> = claims
+        .iter()
+        .filter(|c| c.verdict == ClaimVerdict::Inconclusive)
+        .map(|c| format!("claim inconclusive: {} ({})", c.label, c.detail))
+        .collect();
+    let outcome = if !reasons.is_empty() {
+        Outcome::Fail
+    } else if !inconclusive.is_empty() {
+        reasons = inconclusive;
+        Outcome::Inconclusive
+    } else {
+        Outcome::Pass
+    };
+    Verdict {
+        outcome,
+        reasons,
+        thresholds,
+        claims,
+    }
+}
+
+/// Starvation, stalls, worker errors, cpuset isolation and fairness.
+fn default_checks(
+    plan: &Plan,
+    topology: &Topology,
+    results: &RunResults,
+    thresholds: &BTreeMap<String, f64>,
+) -> Vec<String> {
+    let mut reasons = Vec::new();
     let max_gap = thresholds.get("max_gap_ms").copied().unwrap_or(f64::MAX);
     let max_spread = thresholds
         .get("max_spread_pct")
@@ -142,31 +178,7 @@ pub fn judge(
             }
         }
     }
-    let claims: Vec<ClaimOutcome> = plan.claims.iter().map(|c| c.evaluate(results)).collect();
-    for c in &claims {
-        if c.verdict == ClaimVerdict::Fail {
-            reasons.push(format!("claim failed: {} ({})", c.label, c.detail));
-        }
-    }
-    let inconclusive: Vec<String> = claims
-        .iter()
-        .filter(|c| c.verdict == ClaimVerdict::Inconclusive)
-        .map(|c| format!("claim inconclusive: {} ({})", c.label, c.detail))
-        .collect();
-    let outcome = if !reasons.is_empty() {
-        Outcome::Fail
-    } else if !inconclusive.is_empty() {
-        reasons = inconclusive;
-        Outcome::Inconclusive
-    } else {
-        Outcome::Pass
-    };
-    Verdict {
-        outcome,
-        reasons,
-        thresholds,
-        claims,
-    }
+    reasons
 }
 
 /// Cgroups whose cpuset or membership changes during the run (isolation

@@ -6,6 +6,7 @@ mod guest;
 mod kernel;
 mod layout_view;
 mod progress;
+mod run;
 mod scripts;
 mod shell;
 mod terminal;
@@ -37,6 +38,9 @@ pub enum Command {
     /// Build, list, locate and clean guest kernels.
     #[command(subcommand)]
     Kernel(kernel::KernelCommand),
+    /// Run scenario scripts in VMs and judge them (exit 0 pass/skip,
+    /// 1 fail, 2 inconclusive).
+    Run(run::RunArgs),
     /// Check scenario scripts before anything boots (exit 1 on errors).
     Check(scripts::CheckArgs),
     /// Print the Plan a script records.
@@ -63,6 +67,7 @@ pub enum Command {
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Kernel(cmd) => kernel::run(cmd, cli.kernels_toml.as_deref()),
+        Command::Run(args) => run::run(args, cli.kernels_toml.as_deref()),
         Command::Check(args) => scripts::check(&args),
         Command::Plan(args) => scripts::plan(&args),
         Command::List(args) => scripts::list(&args),

@@ -112,8 +112,19 @@ impl RunningScheduler {
                 kernel_lines()
             ));
         }
-        let state = read_trim(STATE);
+        let mut state = read_trim(STATE);
         if state != "enabled" {
+            // Let the kernel finish disabling and the scheduler print its
+            // exit reason before both are read.
+            let until = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < until {
+                let exited = matches!(self.child.try_wait(), Ok(Some(_)));
+                state = read_trim(STATE);
+                if state == "disabled" && exited {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
             return Some(format!(
                 "scheduler {} was detached (sched_ext state `{state}`)\n{}\n{}",
                 self.name,
