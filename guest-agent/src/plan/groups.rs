@@ -225,44 +225,42 @@ impl Groups {
     /// Stops the workers of `name`, keeping their reports.
     fn stop(&mut self, name: &str) {
         if let Some(g) = self.groups.get_mut(name) {
-            let workers = std::mem::take(&mut g.workers);
-            self.reports.extend(stop_workers(workers, name));
+            let workers = std::mem::take(&mut g.workers)
+                .into_iter()
+                .map(|w| (name.to_string(), w));
+            self.reports.extend(stop_workers(workers.collect()));
         }
     }
 
     /// Stops every worker, removes the tree, returns every report.
     pub fn finish(mut self) -> Vec<WorkerReport> {
-        let mut all: Vec<Worker> = Vec::new();
-        let mut names = Vec::new();
-        for (name, g) in self.groups.iter_mut() {
-            for w in std::mem::take(&mut g.workers) {
-                names.push(name.clone());
-                all.push(w);
-            }
-        }
+        let all: Vec<(String, Worker)> = self
+            .groups
+            .iter_mut()
+            .flat_map(|(name, g)| {
+                std::mem::take(&mut g.workers)
+                    .into_iter()
+                    .map(move |w| (name.clone(), w))
+            })
+            .collect();
         let mut reports = std::mem::take(&mut self.reports);
-        for w in &mut all {
-            w.request_stop();
-        }
-        for (w, name) in all.into_iter().zip(names) {
-            let mut r = w.collect(STOP_TIMEOUT);
-            r.cgroup = name;
-            reports.push(r);
-        }
+        reports.extend(stop_workers(all));
         self.tree.remove();
         reports
     }
 }
 
-fn stop_workers(mut workers: Vec<Worker>, name: &str) -> Vec<WorkerReport> {
-    for w in &mut workers {
+/// Tells every worker to stop at once, then collects each report under
+/// the cgroup the worker is in now (tasks may have been moved).
+fn stop_workers(mut workers: Vec<(String, Worker)>) -> Vec<WorkerReport> {
+    for (_, w) in &mut workers {
         w.request_stop();
     }
     workers
         .into_iter()
-        .map(|w| {
+        .map(|(name, w)| {
             let mut r = w.collect(STOP_TIMEOUT);
-            r.cgroup = name.to_string();
+            r.cgroup = name;
             r
         })
         .collect()

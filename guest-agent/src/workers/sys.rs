@@ -74,7 +74,7 @@ pub fn policy_numbers(p: Policy) -> (i32, i32) {
     }
 }
 
-/// Sets the scheduling policy of thread `tid`.
+/// Sets the scheduling policy of thread `tid` (0: the calling thread).
 pub fn set_policy_of(tid: u32, policy: i32, prio: i32) -> std::io::Result<()> {
     let param = nix::libc::sched_param {
         sched_priority: prio,
@@ -88,7 +88,7 @@ pub fn set_policy_of(tid: u32, policy: i32, prio: i32) -> std::io::Result<()> {
     }
 }
 
-/// Sets the nice value of thread `tid`.
+/// Sets the nice value of thread `tid` (0: the calling thread).
 pub fn set_nice_of(tid: u32, nice: i32) -> std::io::Result<()> {
     // SAFETY: setpriority on a thread id with a plain integer.
     let rc = unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, tid, nice) };
@@ -99,7 +99,7 @@ pub fn set_nice_of(tid: u32, nice: i32) -> std::io::Result<()> {
     }
 }
 
-/// Restricts thread `tid` to `cpus`.
+/// Restricts thread `tid` to `cpus` (0: the calling thread).
 pub fn set_affinity_of(tid: u32, cpus: &[u32]) -> std::io::Result<()> {
     let mut set = nix::sched::CpuSet::new();
     for &c in cpus {
@@ -112,37 +112,17 @@ pub fn set_affinity_of(tid: u32, cpus: &[u32]) -> std::io::Result<()> {
 /// Sets the calling thread's scheduling policy (SCHED_OTHER=0, FIFO=1,
 /// RR=2, BATCH=3, IDLE=5) and RT priority.
 pub fn set_policy(policy: i32, prio: i32) -> std::io::Result<()> {
-    let param = nix::libc::sched_param {
-        sched_priority: prio,
-    };
-    // SAFETY: sched_setscheduler(0, ..) targets the calling thread with a
-    // valid sched_param.
-    let rc = unsafe { nix::libc::sched_setscheduler(0, policy, &param) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    set_policy_of(0, policy, prio)
 }
 
-/// Sets the nice value of the calling process.
+/// Sets the nice value of the calling thread.
 pub fn set_nice(nice: i32) -> std::io::Result<()> {
-    // SAFETY: setpriority on our own pid (0) with a plain integer.
-    let rc = unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, nice) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    set_nice_of(0, nice)
 }
 
 /// Restricts the calling thread to `cpus`.
 pub fn set_affinity(cpus: &[u32]) -> std::io::Result<()> {
-    let mut set = nix::sched::CpuSet::new();
-    for &c in cpus {
-        set.set(c as usize).map_err(std::io::Error::from)?;
-    }
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).map_err(std::io::Error::from)
+    set_affinity_of(0, cpus)
 }
 
 /// The CPUs the calling thread may run on.
