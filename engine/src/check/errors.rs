@@ -3,7 +3,7 @@
 use rhai::{EvalAltResult, ParseError, Position};
 
 use super::engine::{MAX_CALL_LEVELS, MAX_OPERATIONS};
-use super::signatures::Signatures;
+use super::signatures::{pretty, Signatures};
 use crate::diag::Diagnostic;
 
 fn at(file: &str, pos: Position, message: impl Into<String>) -> Diagnostic {
@@ -43,11 +43,7 @@ pub fn eval_error(file: &str, e: &EvalAltResult, sigs: &Signatures) -> Diagnosti
         EvalAltResult::ErrorFunctionNotFound(sig, pos) => {
             let name = sig.split(['(', ' ']).next().unwrap_or(sig);
             let shown = sigs.shown(name);
-            let sig = sig
-                .replace("&str | ImmutableString | String", "string")
-                .replace("i64", "int")
-                .replace("f64", "float")
-                .replace(" (", "(");
+            let sig = pretty(&sig.replace("&str | ImmutableString | String", "string"));
             let d = at(
                 file,
                 *pos,
