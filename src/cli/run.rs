@@ -299,8 +299,7 @@ fn resolve_scheduler(
         BootKernel::Image { .. } => None,
     };
     let host = from_cache
-        .or_else(|| Some(PathBuf::from(&s.name)).filter(|p| s.name.contains('/') && p.is_file()))
-        .or_else(|| ktstr_vmm::qemu::find_on_path(&s.name))
+        .or_else(|| super::scripts::scheduler_on_host(&s.name))
         .ok_or_else(|| {
             format!(
                 "scheduler `{}` not found in the kernel cache entry or on PATH",

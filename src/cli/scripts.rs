@@ -1,7 +1,7 @@
 //! `ktstr check`, `ktstr plan`, `ktstr list`, `ktstr defs`: scripts,
 //! checked before anything boots.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -64,9 +64,15 @@ pub struct DefsArgs {
 /// Whether a scheduler name or path can be found: a sample scheduler built
 /// with every kernel, an existing path, or a program on PATH.
 fn scheduler_exists(name: &str) -> bool {
-    SAMPLE_SCHEDULERS.contains(&name)
-        || (name.contains('/') && Path::new(name).is_file())
-        || ktstr_vmm::qemu::find_on_path(name).is_some()
+    SAMPLE_SCHEDULERS.contains(&name) || scheduler_on_host(name).is_some()
+}
+
+/// A scheduler given as a path (with a `/`) that exists, else a program
+/// on PATH.
+pub fn scheduler_on_host(name: &str) -> Option<PathBuf> {
+    Some(PathBuf::from(name))
+        .filter(|p| name.contains('/') && p.is_file())
+        .or_else(|| ktstr_vmm::qemu::find_on_path(name))
 }
 
 fn options(topology: Option<Topology>) -> CheckOptions {
