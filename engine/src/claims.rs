@@ -29,7 +29,7 @@ pub enum Scope {
 }
 
 /// The metrics scripts can name.
-pub const METRICS: [&str; 10] = [
+pub const METRICS: [&str; 13] = [
     "iterations",
     "min_iterations",
     "max_gap_ms",
@@ -40,6 +40,9 @@ pub const METRICS: [&str; 10] = [
     "run_delay_ms",
     "cpu_time_ms",
     "workers",
+    "min_rate",
+    "max_rate",
+    "stall_ms",
 ];
 
 /// A number computed from results.
@@ -205,6 +208,9 @@ fn metric(r: &RunResults, scope: &Scope, name: &str) -> Result<f64, String> {
     let sum = |f: fn(&WorkerResults) -> f64| ws.iter().map(|w| f(w)).sum::<f64>();
     let max = |f: fn(&WorkerResults) -> f64| ws.iter().map(|w| f(w)).fold(f64::MIN, f64::max);
     let n = ws.len() as f64;
+    if crate::series::SERIES_METRICS.contains(&name) {
+        return crate::series::metric(&ws, name);
+    }
     Ok(match name {
         "iterations" => sum(|w| w.iterations as f64),
         "min_iterations" => ws

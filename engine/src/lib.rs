@@ -18,6 +18,7 @@ pub mod diag;
 pub mod plan;
 pub mod policy;
 pub mod results;
+pub mod series;
 pub mod verdict;
 pub mod work;
 

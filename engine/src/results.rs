@@ -24,6 +24,10 @@ pub struct WorkerResults {
     /// Every CPU the worker ran on.
     #[serde(default)]
     pub cpus_used: Vec<u32>,
+    /// Cumulative iterations at regular instants: (ms since the run
+    /// started, iterations completed by then), ascending in time.
+    #[serde(default)]
+    pub progress: Vec<(f64, u64)>,
     /// Why the worker could not do its work, if it could not.
     #[serde(default)]
     pub error: Option<String>,

@@ -57,7 +57,7 @@ pub fn main() -> ExitCode {
         _ => {}
     }
     let result = match spec {
-        Ok(spec) => run_job(&spec.job, &channel),
+        Ok(spec) => run_job(&spec.job, spec.fault, &channel),
         Err(e) => Err(e),
     };
     if let Err(message) = result {
@@ -68,7 +68,7 @@ pub fn main() -> ExitCode {
     power::power_off();
 }
 
-fn run_job(job: &Job, channel: &Arc<Mutex<Channel>>) -> Result<(), String> {
+fn run_job(job: &Job, fault: Option<Fault>, channel: &Arc<Mutex<Channel>>) -> Result<(), String> {
     let code = match job {
         Job::Probe => return Ok(()),
         Job::Exec { command } => exec::run_command(command, channel)?,
@@ -77,7 +77,15 @@ fn run_job(job: &Job, channel: &Arc<Mutex<Channel>>) -> Result<(), String> {
             plan,
             topology,
             scheduler,
-        } => return crate::plan::run(plan.clone(), *topology, scheduler.clone(), channel),
+        } => {
+            let job = crate::plan::PlanJob {
+                plan: plan.clone(),
+                topology: *topology,
+                scheduler: scheduler.clone(),
+                panic_mid_run: fault == Some(Fault::PanicMidRun),
+            };
+            return crate::plan::run(job, channel);
+        }
     };
     send(channel, &GuestMessage::Exit { code });
     Ok(())

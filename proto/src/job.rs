@@ -56,6 +56,9 @@ pub enum Fault {
     Hang,
     /// Send a corrupt frame and an oversized header before each message.
     Garbage,
+    /// Panic the guest kernel halfway through a plan's run, while its
+    /// workers (and scheduler) run.
+    PanicMidRun,
 }
 
 /// The job file: the job and an optional injected fault.

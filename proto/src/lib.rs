@@ -18,4 +18,4 @@ pub mod worker;
 pub use frame::{encode, FrameDecoder, FrameError, MAX_FRAME_LEN};
 pub use job::{Fault, Job, JobSpec, SchedulerLaunch, JOB_PATH};
 pub use message::{GuestMessage, GuestReport, OutputStream, PROTOCOL_VERSION};
-pub use worker::WorkerReport;
+pub use worker::{ProgressPoint, WorkerReport, MAX_PROGRESS_POINTS, SAMPLE_INTERVAL_MS};

@@ -40,6 +40,27 @@ pub struct WorkerReport {
     pub wake_max_us: f64,
     /// Time runnable but waiting for a CPU (`/proc/self/schedstat`), ms.
     pub run_delay_ms: f64,
+    /// Cumulative iterations at every multiple of [`SAMPLE_INTERVAL_MS`]
+    /// of the guest's `CLOCK_MONOTONIC` while the worker ran: the worker
+    /// writes guest-monotonic times, the agent rebases them to ms since
+    /// the run started (and drops points before it).
+    #[serde(default)]
+    pub progress: Vec<ProgressPoint>,
     /// Set when the worker could not do its work (the error).
     pub error: Option<String>,
+}
+
+/// The spacing of progress samples, ms.
+pub const SAMPLE_INTERVAL_MS: f64 = 250.0;
+
+/// The most progress samples one worker keeps (about 40 minutes).
+pub const MAX_PROGRESS_POINTS: usize = 10_000;
+
+/// Iterations completed by a point in time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProgressPoint {
+    /// When, ms.
+    pub at_ms: f64,
+    /// Iterations completed before then.
+    pub iterations: u64,
 }

@@ -95,7 +95,7 @@ pub fn resolver(kernels_toml: Option<&Path>) -> anyhow::Result<Resolver> {
         std::env::var("KTSTR_KERNEL_MIRROR").unwrap_or_else(|_| KERNEL_ORG_MIRROR.to_string());
     let toml_path = match kernels_toml {
         Some(p) => Some(p.to_path_buf()),
-        None => find_kernels_toml(),
+        None => find_nearest("kernels.toml"),
     };
     let named = toml_path
         .map(|p| KernelsToml::load(&p, &mirror))
@@ -107,11 +107,10 @@ pub fn resolver(kernels_toml: Option<&Path>) -> anyhow::Result<Resolver> {
     })
 }
 
-fn find_kernels_toml() -> Option<PathBuf> {
+/// `name` in the current directory or the nearest parent that has it.
+pub fn find_nearest(name: &str) -> Option<PathBuf> {
     let cwd = std::env::current_dir().ok()?;
-    cwd.ancestors()
-        .map(|d| d.join("kernels.toml"))
-        .find(|p| p.is_file())
+    cwd.ancestors().map(|d| d.join(name)).find(|p| p.is_file())
 }
 
 fn build_cmd(resolver: &Resolver, args: BuildArgs) -> anyhow::Result<ExitCode> {

@@ -7,6 +7,7 @@ mod kernel;
 mod layout_view;
 mod progress;
 mod run;
+mod sched;
 mod scripts;
 mod shell;
 mod terminal;
@@ -28,6 +29,16 @@ pub struct Cli {
     #[arg(long, global = true, env = "KTSTR_KERNELS_TOML", value_name = "FILE")]
     pub kernels_toml: Option<PathBuf>,
 
+    /// The schedulers.toml with per-scheduler settings (default:
+    /// ./schedulers.toml or the nearest one in a parent directory).
+    #[arg(
+        long,
+        global = true,
+        env = "KTSTR_SCHEDULERS_TOML",
+        value_name = "FILE"
+    )]
+    pub schedulers_toml: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -41,6 +52,9 @@ pub enum Command {
     /// Run scenario scripts in VMs and judge them (exit 0 pass/skip,
     /// 1 fail, 2 inconclusive).
     Run(run::RunArgs),
+    /// Install and list schedulers.
+    #[command(subcommand)]
+    Sched(sched::SchedCommand),
     /// Check scenario scripts before anything boots (exit 1 on errors).
     Check(scripts::CheckArgs),
     /// Print the Plan a script records.
@@ -67,7 +81,14 @@ pub enum Command {
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Kernel(cmd) => kernel::run(cmd, cli.kernels_toml.as_deref()),
-        Command::Run(args) => run::run(args, cli.kernels_toml.as_deref()),
+        Command::Run(args) => run::run(
+            args,
+            run::Manifests {
+                kernels: cli.kernels_toml.as_deref(),
+                schedulers: cli.schedulers_toml.as_deref(),
+            },
+        ),
+        Command::Sched(cmd) => sched::run(cmd, cli.schedulers_toml.as_deref()),
         Command::Check(args) => scripts::check(&args),
         Command::Plan(args) => scripts::plan(&args),
         Command::List(args) => scripts::list(&args),

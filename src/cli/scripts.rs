@@ -62,17 +62,10 @@ pub struct DefsArgs {
 }
 
 /// Whether a scheduler name or path can be found: a sample scheduler built
-/// with every kernel, an existing path, or a program on PATH.
-fn scheduler_exists(name: &str) -> bool {
-    SAMPLE_SCHEDULERS.contains(&name) || scheduler_on_host(name).is_some()
-}
-
-/// A scheduler given as a path (with a `/`) that exists, else a program
+/// with every kernel, an existing path, an installed one, or a program
 /// on PATH.
-pub fn scheduler_on_host(name: &str) -> Option<PathBuf> {
-    Some(PathBuf::from(name))
-        .filter(|p| name.contains('/') && p.is_file())
-        .or_else(|| ktstr_vmm::qemu::find_on_path(name))
+fn scheduler_exists(name: &str) -> bool {
+    SAMPLE_SCHEDULERS.contains(&name) || super::sched::on_host(name).is_some()
 }
 
 fn options(topology: Option<Topology>) -> CheckOptions {

@@ -36,9 +36,11 @@ pub struct ProbeArgs {
     pub json: bool,
 }
 
-fn parse_fault(s: &str) -> Result<Fault, String> {
-    serde_json::from_value(Value::String(s.to_string()))
-        .map_err(|_| format!("unknown fault `{s}` (kernel-panic, agent-exit, hang, garbage)"))
+/// Parses a hidden `--fault` value (kebab-case names of [`Fault`]).
+pub fn parse_fault(s: &str) -> Result<Fault, String> {
+    serde_json::from_value(Value::String(s.to_string())).map_err(|_| {
+        format!("unknown fault `{s}` (kernel-panic, agent-exit, hang, garbage, panic-mid-run)")
+    })
 }
 
 /// Runs a VM subcommand.

@@ -11,6 +11,7 @@ pub fn ktstr() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ktstr"));
     cmd.env_remove("KTSTR_KERNEL_MIRROR")
         .env_remove("KTSTR_KERNELS_TOML")
+        .env_remove("KTSTR_SCHEDULERS_TOML")
         .env("KTSTR_GUEST_AGENT", env!("CARGO_BIN_EXE_ktstr-guest-agent"));
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
     cmd

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ktstr_engine::plan::{Hold, Plan};
-use ktstr_proto::{GuestMessage, SchedulerLaunch};
+use ktstr_proto::{GuestMessage, SchedulerLaunch, WorkerReport};
 use ktstr_topology::Topology;
 
 use crate::channel::Channel;
@@ -40,13 +40,26 @@ impl Reporter<'_> {
     }
 }
 
-/// Runs `plan` on `topology` under `scheduler` (None: the kernel's own).
-pub fn run(
-    plan: serde_json::Value,
-    topology: Topology,
-    scheduler: Option<SchedulerLaunch>,
-    channel: &Arc<Mutex<Channel>>,
-) -> Result<(), String> {
+/// A plan job as the agent received it.
+pub struct PlanJob {
+    /// The Plan (JSON, parsed here).
+    pub plan: serde_json::Value,
+    /// The VM's topology.
+    pub topology: Topology,
+    /// The scheduler (None: the kernel's own).
+    pub scheduler: Option<SchedulerLaunch>,
+    /// Injected fault: panic the kernel halfway through the run.
+    pub panic_mid_run: bool,
+}
+
+/// Runs the plan of `job`, reporting on `channel`.
+pub fn run(job: PlanJob, channel: &Arc<Mutex<Channel>>) -> Result<(), String> {
+    let PlanJob {
+        plan,
+        topology,
+        scheduler,
+        panic_mid_run,
+    } = job;
     let plan: Plan =
         serde_json::from_value(plan).map_err(|e| format!("the plan does not parse: {e}"))?;
     let r = Reporter {
@@ -79,10 +92,19 @@ pub fn run(
     }
     groups.start_all()?;
     let t0 = Instant::now();
+    let t0_mono_ms = crate::workers::probe::monotonic_ms();
     r.event(format!("{} cgroup(s) started", plan.cgroups.len()));
+    if panic_mid_run {
+        let half = Duration::from_secs_f64(plan.duration_s / 2.0);
+        std::thread::spawn(move || {
+            std::thread::sleep(half);
+            crate::fault::panic_kernel();
+        });
+    }
     let died = run_steps(&plan, &mut groups, &mut sched, &r)?;
     let duration_ms = t0.elapsed().as_secs_f64() * 1000.0;
-    let workers = groups.finish();
+    let mut workers = groups.finish();
+    rebase_progress(&mut workers, t0_mono_ms);
     r.send(GuestMessage::Results {
         workers,
         duration_ms,
@@ -96,6 +118,17 @@ pub fn run(
         (None, None) => {}
     }
     Ok(())
+}
+
+/// Makes every worker's progress times relative to the run's start
+/// (`t0_mono_ms` on the guest's monotonic clock), dropping earlier points.
+fn rebase_progress(workers: &mut [WorkerReport], t0_mono_ms: f64) {
+    for w in workers {
+        w.progress.retain(|p| p.at_ms >= t0_mono_ms);
+        for p in &mut w.progress {
+            p.at_ms -= t0_mono_ms;
+        }
+    }
 }
 
 /// Runs every step; returns why the scheduler died, if it did.

@@ -6,6 +6,7 @@
 
 pub mod kinds;
 pub mod probe;
+pub mod series;
 pub mod sys;
 
 use std::io::{Read, Write};

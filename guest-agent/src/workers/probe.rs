@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use ktstr_proto::WorkerReport;
 
+use super::series::ProgressSeries;
+
 /// Wake-latency samples kept per worker.
 pub const MAX_WAKE_SAMPLES: usize = 100_000;
 
@@ -13,6 +15,8 @@ pub const MAX_WAKE_SAMPLES: usize = 100_000;
 #[derive(Debug)]
 pub struct Probe {
     start: Instant,
+    start_mono_ms: f64,
+    series: ProgressSeries,
     last: Instant,
     last_cpu: u32,
     iterations: u64,
@@ -37,9 +41,12 @@ impl Probe {
     /// Starts measuring now.
     pub fn start() -> Self {
         let now = Instant::now();
+        let start_mono_ms = monotonic_ms();
         let cpu = current_cpu();
         Probe {
             start: now,
+            start_mono_ms,
+            series: ProgressSeries::start(start_mono_ms),
             last: now,
             last_cpu: cpu,
             iterations: 0,
@@ -71,6 +78,8 @@ impl Probe {
         }
         self.last = now;
         self.last_cpu = cpu;
+        self.series
+            .advance(self.mono_ms(now - self.start), self.iterations);
         self.iterations += 1;
     }
 
@@ -83,9 +92,17 @@ impl Probe {
         }
     }
 
+    /// Guest-monotonic ms at `since_start` after the probe started.
+    fn mono_ms(&self, since_start: Duration) -> f64 {
+        self.start_mono_ms + ms(since_start)
+    }
+
     /// The report, with CPU time and run delay read now.
     pub fn finish(mut self, cgroup: &str, index: u32) -> WorkerReport {
         let wall = self.start.elapsed();
+        let progress = self
+            .series
+            .finish(self.start_mono_ms + ms(wall), self.iterations);
         let cpu_ms = process_cpu_ms();
         let thread_cpu_ms = thread_cpu_ms();
         self.cpus.sort_unstable();
@@ -115,6 +132,7 @@ impl Probe {
             wake_p99_us: pct(0.99),
             wake_max_us: self.wake_us.last().copied().map_or(0.0, f64::from),
             run_delay_ms: run_delay_ms(),
+            progress,
             error: None,
         }
     }
@@ -135,6 +153,11 @@ fn clock_ms(clock: nix::libc::clockid_t) -> f64 {
         return 0.0;
     }
     ts.tv_sec as f64 * 1000.0 + ts.tv_nsec as f64 / 1e6
+}
+
+/// The guest's `CLOCK_MONOTONIC`, ms (shared by every process).
+pub fn monotonic_ms() -> f64 {
+    clock_ms(nix::libc::CLOCK_MONOTONIC)
 }
 
 /// CPU time of every thread of this process, ms.

@@ -1,0 +1,74 @@
+//! The scheduler of a job: which binary, with which arguments, how long it
+//! may take to attach, and its layer of thresholds.
+//!
+//! Binaries: the kernel cache entry's sample schedulers first, then a path,
+//! one installed with `ktstr sched install`, or a program on PATH.
+//! Settings: the command line over the script over schedulers.toml.
+
+use std::collections::BTreeMap;
+
+use ktstr_engine::plan::SchedulerSpec;
+use ktstr_kernel::BootKernel;
+use ktstr_proto::SchedulerLaunch;
+use ktstr_sched::SchedulersToml;
+use ktstr_vmm::initramfs::GuestFile;
+
+/// Seconds a scheduler may take to attach unless schedulers.toml or
+/// `--attach-timeout` says otherwise (production schedulers need up to
+/// ~25 s under TCG).
+pub const ATTACH_TIMEOUT_S: u64 = 90;
+
+/// The scheduler's thresholds from schedulers.toml (empty for EEVDF or an
+/// unlisted scheduler).
+pub fn thresholds(s: Option<&SchedulerSpec>, registry: &SchedulersToml) -> BTreeMap<String, f64> {
+    s.and_then(|s| registry.entry(&s.name))
+        .map(|e| e.thresholds.clone())
+        .unwrap_or_default()
+}
+
+/// The binary to ship and how the guest launches it.
+pub fn resolve(
+    s: &SchedulerSpec,
+    kernel: &BootKernel,
+    registry: &SchedulersToml,
+    attach_timeout: Option<u64>,
+) -> Result<(GuestFile, SchedulerLaunch), String> {
+    let from_cache = match kernel {
+        BootKernel::Entry(e) => e.scheduler(&s.name),
+        BootKernel::Image { .. } => None,
+    };
+    let host = from_cache
+        .or_else(|| crate::cli::sched::on_host(&s.name))
+        .ok_or_else(|| {
+            format!(
+                "scheduler `{}` not found: not a sample scheduler of the kernel cache entry, \
+                 not installed (ktstr sched install {0}), not on PATH",
+                s.name
+            )
+        })?;
+    let base = host
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let entry = registry.entry(&s.name);
+    let args = match (&s.args, entry) {
+        (a, Some(e)) if a.is_empty() => e.args.clone(),
+        (a, _) => a.clone(),
+    };
+    let attach_timeout_s = attach_timeout
+        .or_else(|| entry.and_then(|e| e.attach_timeout_s))
+        .unwrap_or(ATTACH_TIMEOUT_S);
+    let guest_path = format!("/sched/{base}");
+    Ok((
+        GuestFile {
+            host,
+            guest: guest_path.clone(),
+        },
+        SchedulerLaunch {
+            path: guest_path,
+            ops_name: base.trim_start_matches("scx_").to_string(),
+            args,
+            attach_timeout_s,
+        },
+    ))
+}

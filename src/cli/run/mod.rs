@@ -1,0 +1,197 @@
+//! `ktstr run FILE...`: check each script, boot a VM of its topology,
+//! run its Plan in the guest, judge the results, write a sidecar.
+//!
+//! - [`job`]: one script from check to sidecar.
+//! - [`launch`]: the scheduler binary, its arguments, attach timeout and
+//!   thresholds (script, command line, schedulers.toml, caches).
+//! - [`report`]: what the guest sent, turned into results, stats lines
+//!   and the human output.
+
+mod job;
+mod launch;
+mod report;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use ktstr_engine::verdict::Outcome;
+use ktstr_proto::Fault;
+use ktstr_topology::Topology;
+use ktstr_vmm::probe::BackendChoice;
+
+use report::JobResult;
+
+/// Arguments of `run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Scenario scripts.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Kernel to boot (see `ktstr kernel build --help`).
+    #[arg(long, value_name = "ID")]
+    pub kernel: Option<String>,
+    /// Scheduler (sample scheduler name, one installed with `ktstr sched
+    /// install`, program on PATH, or path); overrides the script's.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub scheduler: Option<String>,
+    /// Argument for the scheduler (repeatable).
+    #[arg(long = "sched-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub sched_args: Vec<String>,
+    /// Seconds the scheduler may take to attach (default: schedulers.toml's
+    /// value for it, else 90).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub attach_timeout: Option<u64>,
+    /// Topology; overrides the script's.
+    #[arg(long, short, value_name = "T")]
+    pub topology: Option<Topology>,
+    /// Duration in seconds; overrides the script's.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// A threshold over every other layer, e.g. max_gap_ms=3000 (repeatable).
+    #[arg(long = "threshold", value_name = "KEY=VALUE", value_parser = parse_threshold)]
+    pub thresholds: Vec<(String, f64)>,
+    /// Run each script N times in a row (a fresh VM each time) and report
+    /// how many passed.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: u32,
+    /// VM backend (auto, kvm, qemu-kvm, qemu-tcg).
+    #[arg(long, default_value = "auto", env = "KTSTR_BACKEND", value_name = "B")]
+    pub backend: BackendChoice,
+    /// Machine-readable output (one JSON object per job, as an array).
+    #[arg(long)]
+    pub json: bool,
+    /// Inject a fault in the guest (for ktstr's own tests).
+    #[arg(long, hide = true, value_parser = super::vm::parse_fault)]
+    pub fault: Option<Fault>,
+}
+
+fn parse_threshold(s: &str) -> Result<(String, f64), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))?;
+    let known = ktstr_engine::verdict::DEFAULT_THRESHOLDS;
+    if !known.iter().any(|(n, _)| *n == k) {
+        let names: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
+        return Err(format!(
+            "unknown threshold `{k}` (known: {})",
+            names.join(", ")
+        ));
+    }
+    let v: f64 = v
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+        .ok_or_else(|| format!("`{v}` is not a number >= 0"))?;
+    Ok((k.to_string(), v))
+}
+
+/// Paths the run reads besides the scripts.
+pub struct Manifests<'a> {
+    /// kernels.toml (None: the nearest).
+    pub kernels: Option<&'a Path>,
+    /// schedulers.toml (None: the nearest).
+    pub schedulers: Option<&'a Path>,
+}
+
+/// Runs every file (`repeat` times); the exit code is the worst outcome's.
+pub fn run(args: RunArgs, manifests: Manifests) -> anyhow::Result<ExitCode> {
+    let registry = super::sched::registry(manifests.schedulers)?;
+    let run_dir = runs_dir().join(run_id());
+    let mut ctx = job::Context {
+        args: &args,
+        kernels_toml: manifests.kernels,
+        registry: &registry,
+        kernel: None,
+        run_dir: &run_dir,
+    };
+    let mut results: Vec<JobResult> = Vec::new();
+    for file in &args.files {
+        let mut outcomes = Vec::new();
+        for i in 0..args.repeat {
+            let mut r = job::run_file(&mut ctx, file, i)?;
+            r.repeat = (args.repeat > 1).then_some((i + 1, args.repeat));
+            if !args.json {
+                report::print_result(&r);
+            }
+            outcomes.push(r.verdict.outcome);
+            results.push(r);
+        }
+        if args.repeat > 1 && !args.json {
+            println!("{}", repeat_summary(file, &outcomes));
+        }
+    }
+    if args.json {
+        let v: Vec<_> = results.iter().map(JobResult::to_json).collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    }
+    let worst = results
+        .iter()
+        .map(|r| r.verdict.outcome)
+        .max()
+        .unwrap_or(Outcome::Pass);
+    Ok(ExitCode::from(worst.exit_code()))
+}
+
+/// "`file`: 9/10 passed, 1 failed (10 %), 0 inconclusive, 0 skipped".
+fn repeat_summary(file: &Path, outcomes: &[Outcome]) -> String {
+    let mut n: BTreeMap<Outcome, usize> = BTreeMap::new();
+    for o in outcomes {
+        *n.entry(*o).or_default() += 1;
+    }
+    let get = |o| n.get(&o).copied().unwrap_or(0);
+    let total = outcomes.len();
+    let failed = get(Outcome::Fail);
+    format!(
+        "{}: {}/{total} passed, {failed} failed ({:.0} %), {} inconclusive, {} skipped",
+        file.display(),
+        get(Outcome::Pass),
+        100.0 * failed as f64 / total.max(1) as f64,
+        get(Outcome::Inconclusive),
+        get(Outcome::Skip)
+    )
+}
+
+fn runs_dir() -> PathBuf {
+    std::env::var_os("KTSTR_RUNS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/ktstr/runs"))
+}
+
+fn run_id() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{secs}-{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_parse_and_unknown_names_are_refused() {
+        assert_eq!(
+            parse_threshold("max_gap_ms=3000").unwrap(),
+            ("max_gap_ms".to_string(), 3000.0)
+        );
+        assert!(parse_threshold("max_gaps=1")
+            .unwrap_err()
+            .contains("unknown threshold"));
+        assert!(parse_threshold("max_gap_ms=-1").is_err());
+        assert!(parse_threshold("max_gap_ms").is_err());
+    }
+
+    #[test]
+    fn repeat_summaries_count_each_outcome() {
+        let s = repeat_summary(
+            Path::new("a.rhai"),
+            &[Outcome::Pass, Outcome::Fail, Outcome::Pass, Outcome::Pass],
+        );
+        assert_eq!(
+            s,
+            "a.rhai: 3/4 passed, 1 failed (25 %), 0 inconclusive, 0 skipped"
+        );
+    }
+}
