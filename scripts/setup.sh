@@ -12,6 +12,8 @@ packages=(
   clang-19 llvm-19 pkg-config zlib1g-dev
   # VMs and initramfs
   qemu-system-x86 busybox-static jq cpio
+  # the own KVM VMM's tests: as/objcopy for the freestanding guest, iasl
+  binutils acpica-tools
   # misc tools the pipeline and tests call
   xz-utils gzip tar git ca-certificates
 )

@@ -36,6 +36,24 @@ pub enum VmError {
     /// A binary for the initramfs could not be read or its libraries found.
     #[error("initramfs: {0}")]
     Initramfs(String),
+    /// A KVM ioctl (or guest memory setup) of the own VMM failed.
+    #[error("KVM {op}: {message}")]
+    Kvm {
+        /// What was being done.
+        op: &'static str,
+        /// The error.
+        message: String,
+    },
+}
+
+impl VmError {
+    /// A failed KVM operation.
+    pub fn kvm(op: &'static str, e: impl std::fmt::Display) -> Self {
+        VmError::Kvm {
+            op,
+            message: e.to_string(),
+        }
+    }
 }
 
 /// Attaches a path to an I/O error.

@@ -16,6 +16,8 @@ pub mod cmdline;
 mod console;
 mod error;
 pub mod initramfs;
+#[cfg(target_arch = "x86_64")]
+pub mod kvm;
 mod outcome;
 pub mod probe;
 pub mod qemu;

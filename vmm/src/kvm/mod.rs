@@ -1,0 +1,22 @@
+//! ktstr's own KVM VMM (x86_64): the fast path on hosts with hardware
+//! virtualization.
+//!
+//! - [`apic_ids`]: APIC IDs packed from the declared topology.
+//! - [`cpuid`]: each vCPU's CPUID table (topology leaves, masks).
+//! - [`vcpu`]: vCPU threads and their exit loop (port I/O to the devices,
+//!   HLT, shutdown), with no panic on any guest-controlled value.
+//! - [`serial`]: the 8250 UARTs (vm-superio) and other ports.
+//! - [`vm`]: the VM: memory, irqchip, vCPUs with their CPUID.
+//! - [`kick`]: getting vCPU threads out of KVM_RUN.
+//! - [`freestanding`]: small real-mode programs on every vCPU (the
+//!   VMM's own test where Linux cannot boot).
+
+pub mod apic_ids;
+pub mod cpuid;
+pub mod freestanding;
+pub mod kick;
+pub mod serial;
+pub mod vcpu;
+pub mod vm;
+
+pub use apic_ids::ApicIds;

@@ -1,0 +1,169 @@
+//! The legacy port-I/O devices of ktstr's VMM: two 8250 UARTs
+//! (vm-superio) for the console (COM1) and the channel (COM2), the i8042
+//! reset line, an ACPI PM1a control port for power-off, and a debug-exit
+//! port freestanding guests use to end a vCPU.
+//!
+//! Every access is bounds-checked: unknown ports read as all-ones and
+//! ignore writes; data of any length is accepted without panicking.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use vm_superio::{Serial, Trigger};
+use vmm_sys_util::eventfd::EventFd;
+
+/// COM1 (console).
+pub const COM1: u16 = 0x3f8;
+/// COM2 (the host/guest channel).
+pub const COM2: u16 = 0x2f8;
+/// i8042 command port (writing 0xFE resets the machine).
+pub const I8042_COMMAND: u16 = 0x64;
+/// ACPI PM1a control block (the FADT points here).
+pub const PM1A_CONTROL: u16 = 0x604;
+/// A write here ends the writing vCPU (freestanding guests only).
+pub const DEBUG_EXIT: u16 = 0x501;
+
+/// Raises a UART's interrupt through an irqfd (or nowhere, for guests
+/// without an interrupt controller).
+pub struct IrqTrigger(pub Option<EventFd>);
+
+impl Trigger for IrqTrigger {
+    type E = std::io::Error;
+    fn trigger(&self) -> std::io::Result<()> {
+        match &self.0 {
+            Some(fd) => fd.write(1),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a port write asks of the VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortAction {
+    /// Nothing beyond the device's own effect.
+    None,
+    /// The guest reset the machine (i8042).
+    Reset,
+    /// The guest powered off (ACPI S5).
+    PowerOff,
+    /// The vCPU asked to end (debug-exit port).
+    VcpuDone,
+}
+
+type Uart = Serial<IrqTrigger, vm_superio::serial::NoEvents, Box<dyn Write + Send>>;
+
+/// The devices on the port bus, shared by every vCPU thread.
+pub struct PortBus {
+    com1: Mutex<Uart>,
+    com2: Mutex<Uart>,
+}
+
+impl PortBus {
+    /// A bus whose COM1 writes to `console` and COM2 to `channel`.
+    pub fn new(
+        console: Box<dyn Write + Send>,
+        channel: Box<dyn Write + Send>,
+        irqs: (IrqTrigger, IrqTrigger),
+    ) -> Self {
+        PortBus {
+            com1: Mutex::new(Serial::new(irqs.0, console)),
+            com2: Mutex::new(Serial::new(irqs.1, channel)),
+        }
+    }
+
+    fn uart(&self, port: u16) -> Option<(&Mutex<Uart>, u8)> {
+        match port {
+            COM1..=0x3ff => Some((&self.com1, (port - COM1) as u8)),
+            COM2..=0x2ff => Some((&self.com2, (port - COM2) as u8)),
+            _ => None,
+        }
+    }
+
+    /// A guest `out` of `data` to `port`.
+    pub fn write(&self, port: u16, data: &[u8]) -> PortAction {
+        let Some(&first) = data.first() else {
+            return PortAction::None;
+        };
+        if let Some((uart, offset)) = self.uart(port) {
+            let mut u = uart.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = u.write(offset, first);
+            return PortAction::None;
+        }
+        match port {
+            I8042_COMMAND if first == 0xfe => PortAction::Reset,
+            PM1A_CONTROL if data.len() >= 2 => {
+                let v = u16::from_le_bytes([data[0], data[1]]);
+                // SLP_EN with SLP_TYP 5 (the DSDT's \_S5 package).
+                if v & (1 << 13) != 0 && (v >> 10) & 7 == 5 {
+                    PortAction::PowerOff
+                } else {
+                    PortAction::None
+                }
+            }
+            DEBUG_EXIT => PortAction::VcpuDone,
+            _ => PortAction::None,
+        }
+    }
+
+    /// A guest `in` from `port` into `data`.
+    pub fn read(&self, port: u16, data: &mut [u8]) {
+        data.fill(0xff);
+        if let Some((uart, offset)) = self.uart(port) {
+            let mut u = uart.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(b) = data.first_mut() {
+                *b = u.read(offset);
+            }
+        }
+    }
+
+    /// Queues bytes for the guest to read from COM2 (host → guest channel).
+    pub fn channel_input(&self, bytes: &[u8]) -> usize {
+        let mut u = self.com2.lock().unwrap_or_else(|p| p.into_inner());
+        u.enqueue_raw_bytes(bytes).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn uarts_ports_and_odd_accesses() {
+        let (con, ch) = (Sink::default(), Sink::default());
+        let bus = PortBus::new(
+            Box::new(con.clone()),
+            Box::new(ch.clone()),
+            (IrqTrigger(None), IrqTrigger(None)),
+        );
+        for b in b"hi" {
+            assert_eq!(bus.write(COM1, &[*b]), PortAction::None);
+        }
+        bus.write(COM2, b"x");
+        assert_eq!(&*con.0.lock().unwrap(), b"hi");
+        assert_eq!(&*ch.0.lock().unwrap(), b"x");
+        assert_eq!(bus.write(I8042_COMMAND, &[0xfe]), PortAction::Reset);
+        assert_eq!(bus.write(PM1A_CONTROL, &[0x00, 0x34]), PortAction::PowerOff);
+        assert_eq!(bus.write(PM1A_CONTROL, &[0x00]), PortAction::None);
+        assert_eq!(bus.write(DEBUG_EXIT, &[0]), PortAction::VcpuDone);
+        assert_eq!(bus.write(0x1234, &[]), PortAction::None);
+        let mut buf = [0u8; 4];
+        bus.read(0x9999, &mut buf);
+        assert_eq!(buf, [0xff; 4]);
+        bus.read(COM1 + 5, &mut buf); // line status: transmitter empty
+        assert_ne!(buf[0] & 0x20, 0);
+        bus.read(COM1, &mut []);
+    }
+}

@@ -1,0 +1,139 @@
+//! A KVM virtual machine: guest memory (vm-memory), the in-kernel
+//! interrupt controllers, and one vCPU per CPU of the topology with its
+//! APIC ID as KVM vCPU ID and its own CPUID table.
+
+use ktstr_topology::Topology;
+use kvm_bindings::{kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES};
+use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+
+use super::apic_ids::ApicIds;
+use super::cpuid::vcpu_cpuid;
+use crate::error::VmError;
+
+/// Start of the 32-bit MMIO hole (LAPIC, IOAPIC) below 4 GiB.
+pub const MMIO_HOLE_START: u64 = 0xC000_0000;
+/// End of the hole.
+pub const MMIO_HOLE_END: u64 = 0x1_0000_0000;
+/// Where KVM keeps the TSS real-mode emulation needs (three pages).
+const TSS_ADDRESS: usize = 0xfffb_d000;
+
+/// A VM with memory and interrupt controllers, before its vCPUs run.
+pub struct KvmVm {
+    kvm: Kvm,
+    fd: VmFd,
+    memory: GuestMemoryMmap,
+    ids: ApicIds,
+}
+
+/// Guest RAM ranges for `bytes` of memory, around the MMIO hole.
+pub fn ram_ranges(bytes: u64) -> Vec<(GuestAddress, usize)> {
+    if bytes <= MMIO_HOLE_START {
+        return vec![(GuestAddress(0), bytes as usize)];
+    }
+    vec![
+        (GuestAddress(0), MMIO_HOLE_START as usize),
+        (
+            GuestAddress(MMIO_HOLE_END),
+            (bytes - MMIO_HOLE_START) as usize,
+        ),
+    ]
+}
+
+impl KvmVm {
+    /// Opens /dev/kvm and creates a VM of `topology` with `memory_bytes`.
+    pub fn new(topology: Topology, memory_bytes: u64) -> Result<Self, VmError> {
+        let kvm = Kvm::new().map_err(|e| VmError::kvm("open /dev/kvm", e))?;
+        let ids = ApicIds::new(topology);
+        let max_id = kvm.get_max_vcpu_id() as u64;
+        if u64::from(ids.max_apic_id()) >= max_id {
+            return Err(VmError::Unsupported {
+                backend: "kvm".into(),
+                reason: format!(
+                    "APIC ID {} exceeds this KVM's largest vCPU ID {}",
+                    ids.max_apic_id(),
+                    max_id - 1
+                ),
+            });
+        }
+        let fd = kvm.create_vm().map_err(|e| VmError::kvm("create VM", e))?;
+        fd.set_tss_address(TSS_ADDRESS)
+            .map_err(|e| VmError::kvm("set TSS address", e))?;
+        fd.create_irq_chip()
+            .map_err(|e| VmError::kvm("create irqchip", e))?;
+        let memory = GuestMemoryMmap::<()>::from_ranges(&ram_ranges(memory_bytes))
+            .map_err(|e| VmError::kvm("allocate guest memory", e))?;
+        for (slot, region) in memory.iter().enumerate() {
+            let r = kvm_userspace_memory_region {
+                slot: slot as u32,
+                guest_phys_addr: region.start_addr().0,
+                memory_size: region.len(),
+                userspace_addr: region.as_ptr() as u64,
+                flags: 0,
+            };
+            // SAFETY: the region is a live mmap owned by `memory`, which
+            // this struct keeps (and so outlives the VM fd's use of it);
+            // slots do not overlap (one per disjoint range).
+            unsafe { fd.set_user_memory_region(r) }
+                .map_err(|e| VmError::kvm("set memory region", e))?;
+        }
+        Ok(KvmVm {
+            kvm,
+            fd,
+            memory,
+            ids,
+        })
+    }
+
+    /// The VM's file descriptor.
+    pub fn fd(&self) -> &VmFd {
+        &self.fd
+    }
+
+    /// Guest memory.
+    pub fn memory(&self) -> &GuestMemoryMmap {
+        &self.memory
+    }
+
+    /// The APIC ID scheme.
+    pub fn ids(&self) -> &ApicIds {
+        &self.ids
+    }
+
+    /// Creates every vCPU (KVM vCPU ID = APIC ID) with its CPUID table.
+    pub fn create_vcpus(&self) -> Result<Vec<VcpuFd>, VmError> {
+        let base = self
+            .kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(|e| VmError::kvm("get supported CPUID", e))?;
+        let topology = self.ids.topology();
+        (0..topology.cpus())
+            .map(|cpu| {
+                let vcpu = self
+                    .fd
+                    .create_vcpu(u64::from(self.ids.apic_id(cpu)))
+                    .map_err(|e| VmError::kvm("create vCPU", e))?;
+                let table = vcpu_cpuid(base.as_slice(), &self.ids, cpu);
+                let cpuid = CpuId::from_entries(&table)
+                    .map_err(|e| VmError::kvm("build CPUID", format!("{e:?}")))?;
+                vcpu.set_cpuid2(&cpuid)
+                    .map_err(|e| VmError::kvm("set CPUID", e))?;
+                Ok(vcpu)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ram_goes_around_the_mmio_hole() {
+        assert_eq!(ram_ranges(1 << 20), vec![(GuestAddress(0), 1 << 20)]);
+        let r = ram_ranges(4 << 30);
+        assert_eq!(r[0], (GuestAddress(0), MMIO_HOLE_START as usize));
+        assert_eq!(r[1].0, GuestAddress(MMIO_HOLE_END));
+        assert_eq!(r[0].1 + r[1].1, 4 << 30);
+    }
+}
