@@ -102,7 +102,7 @@ mod tests {
     #[test]
     fn big_topologies_need_x2apic() {
         let t: Topology = "2n10l15c2t".parse().unwrap();
-        assert_eq!(t.cpus(), 600);
+        assert_eq!(t.cpus(), 300);
         assert!(ApicIds::new(t).needs_x2apic());
     }
 }
