@@ -20,18 +20,9 @@ fn ktstr_run(env: &VmEnv, args: &[&str]) -> (Option<i32>, String, Option<Value>)
     (o.status.code(), format!("{out}{}", stderr(&o)), sidecar)
 }
 
+/// The first sidecar under `dir`.
 fn walk_json(dir: &std::path::Path) -> Option<Value> {
-    for e in std::fs::read_dir(dir).ok()?.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            if let Some(v) = walk_json(&p) {
-                return Some(v);
-            }
-        } else if p.extension().is_some_and(|x| x == "json") {
-            return serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok();
-        }
-    }
-    None
+    all_json(dir).into_iter().next()
 }
 
 /// Every sidecar under `dir`.

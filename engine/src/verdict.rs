@@ -13,6 +13,11 @@ use crate::results::RunResults;
 /// Built-in thresholds (native speed).
 pub const DEFAULT_THRESHOLDS: [(&str, f64); 2] = [("max_gap_ms", 2000.0), ("max_spread_pct", 15.0)];
 
+/// The names of every threshold the verdict reads.
+pub fn threshold_names() -> Vec<&'static str> {
+    DEFAULT_THRESHOLDS.iter().map(|(k, _)| *k).collect()
+}
+
 /// How a run came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -112,17 +112,23 @@ fn version_key(v: &str) -> Vec<(u64, String)> {
         .collect()
 }
 
+/// The installed scheduler `req` would reuse instead of building: its
+/// pinned crate version, already installed, unless `force` is set.
+pub fn reusable(layout: &CacheLayout, req: &InstallRequest) -> Option<Installed> {
+    match &req.source {
+        InstallSource::Crate {
+            version: Some(v), ..
+        } if !req.force => installed(layout, &req.binary, Some(v)),
+        _ => None,
+    }
+}
+
 /// Builds and installs `req` (unless that version is there already and
 /// `force` is off). Cargo's progress goes to stderr.
 pub fn install(layout: &CacheLayout, req: &InstallRequest) -> Result<Installed, SchedError> {
     let _lock = layout.lock(&format!("sched-{}", req.binary))?;
-    if let InstallSource::Crate {
-        version: Some(v), ..
-    } = &req.source
-    {
-        if let Some(done) = installed(layout, &req.binary, Some(v)).filter(|_| !req.force) {
-            return Ok(done);
-        }
+    if let Some(done) = reusable(layout, req) {
+        return Ok(done);
     }
     let dir = schedulers_dir(layout);
     let staging = dir.join(format!(".staging-{}-{}", req.binary, std::process::id()));

@@ -12,5 +12,7 @@ pub mod install;
 pub mod registry;
 
 pub use error::SchedError;
-pub use install::{install, installed, installed_names, InstallRequest, InstallSource, Installed};
+pub use install::{
+    install, installed, installed_names, reusable, InstallRequest, InstallSource, Installed,
+};
 pub use registry::{SchedulerEntry, SchedulersToml};

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ktstr_engine::verdict::DEFAULT_THRESHOLDS;
+use ktstr_engine::verdict::threshold_names;
 use ktstr_kernel::{CacheLayout, SAMPLE_SCHEDULERS};
 use ktstr_sched::{
-    install, installed, installed_names, InstallRequest, InstallSource, SchedulersToml,
+    install, installed, installed_names, reusable, InstallRequest, InstallSource, SchedulersToml,
 };
 use serde_json::json;
 
@@ -66,7 +66,7 @@ pub fn registry(toml: Option<&Path>) -> anyhow::Result<SchedulersToml> {
         Some(p) => Some(p.to_path_buf()),
         None => super::kernel::find_nearest("schedulers.toml"),
     };
-    let known: Vec<&str> = DEFAULT_THRESHOLDS.iter().map(|(k, _)| *k).collect();
+    let known = threshold_names();
     Ok(match path {
         Some(p) => SchedulersToml::load(&p, &known)?,
         None => SchedulersToml::default(),
@@ -103,7 +103,7 @@ fn install_cmd(
         source,
         force: args.force,
     };
-    if !args.json && installed_if_pinned(layout, &req).is_none() {
+    if !args.json && reusable(layout, &req).is_none() {
         eprintln!("installing {name} (cargo install; cold builds take minutes)");
     }
     let done = install(layout, &req).with_context(|| format!("installing {name}"))?;
@@ -123,19 +123,6 @@ fn install_cmd(
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The install `req` would reuse, if its version is pinned and present.
-fn installed_if_pinned(
-    layout: &CacheLayout,
-    req: &InstallRequest,
-) -> Option<ktstr_sched::Installed> {
-    match &req.source {
-        InstallSource::Crate {
-            version: Some(v), ..
-        } if !req.force => installed(layout, &req.binary, Some(v)),
-        _ => None,
-    }
 }
 
 fn list_cmd(

@@ -100,9 +100,8 @@ impl Probe {
     /// The report, with CPU time and run delay read now.
     pub fn finish(mut self, cgroup: &str, index: u32) -> WorkerReport {
         let wall = self.start.elapsed();
-        let progress = self
-            .series
-            .finish(self.start_mono_ms + ms(wall), self.iterations);
+        let end_mono_ms = self.mono_ms(wall);
+        let progress = self.series.finish(end_mono_ms, self.iterations);
         let cpu_ms = process_cpu_ms();
         let thread_cpu_ms = thread_cpu_ms();
         self.cpus.sort_unstable();

@@ -70,12 +70,11 @@ fn parse_threshold(s: &str) -> Result<(String, f64), String> {
     let (k, v) = s
         .split_once('=')
         .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))?;
-    let known = ktstr_engine::verdict::DEFAULT_THRESHOLDS;
-    if !known.iter().any(|(n, _)| *n == k) {
-        let names: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
+    let known = ktstr_engine::verdict::threshold_names();
+    if !known.contains(&k) {
         return Err(format!(
             "unknown threshold `{k}` (known: {})",
-            names.join(", ")
+            known.join(", ")
         ));
     }
     let v: f64 = v

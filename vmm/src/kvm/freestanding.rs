@@ -3,9 +3,8 @@
 //! guests use. Hosts whose KVM cannot boot Linux still run these, so the
 //! VMM's own path is tested everywhere.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ktstr_topology::Topology;
@@ -13,7 +12,7 @@ use kvm_ioctls::VcpuFd;
 use vm_memory::{Bytes, GuestAddress};
 
 use super::kick;
-use super::serial::{IrqTrigger, PortBus};
+use super::serial::{Captured, IrqTrigger, PortBus};
 use super::vcpu::{self, VcpuEnd};
 use super::vm::KvmVm;
 use crate::error::VmError;
@@ -32,22 +31,6 @@ pub struct FreestandingRun {
     pub console: String,
     /// How each vCPU ended, in CPU order.
     pub ends: Vec<VcpuEnd>,
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if v.len() < 1 << 20 {
-            v.extend_from_slice(b);
-        }
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Real mode at [`LOAD_ADDRESS`], CS/DS/ES/SS = 0 with 4 GiB data limits

@@ -7,7 +7,7 @@
 //! ignore writes; data of any length is accepted without panicking.
 
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use vm_superio::{Serial, Trigger};
 use vmm_sys_util::eventfd::EventFd;
@@ -22,6 +22,24 @@ pub const I8042_COMMAND: u16 = 0x64;
 pub const PM1A_CONTROL: u16 = 0x604;
 /// A write here ends the writing vCPU (freestanding guests only).
 pub const DEBUG_EXIT: u16 = 0x501;
+
+/// A UART output that keeps what the guest wrote (up to 1 MiB) for the
+/// host to read.
+#[derive(Clone, Default)]
+pub(crate) struct Captured(pub(crate) Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if v.len() < 1 << 20 {
+            v.extend_from_slice(b);
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// Raises a UART's interrupt through an irqfd (or nowhere, for guests
 /// without an interrupt controller).
@@ -126,23 +144,10 @@ impl PortBus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-    impl Write for Sink {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[test]
     fn uarts_ports_and_odd_accesses() {
-        let (con, ch) = (Sink::default(), Sink::default());
+        let (con, ch) = (Captured::default(), Captured::default());
         let bus = PortBus::new(
             Box::new(con.clone()),
             Box::new(ch.clone()),
