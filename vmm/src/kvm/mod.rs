@@ -2,6 +2,8 @@
 //! virtualization.
 //!
 //! - [`apic_ids`]: APIC IDs packed from the declared topology.
+//! - [`layout`]: guest physical memory, e820, NUMA ranges.
+//! - [`acpi`]: RSDP, XSDT, FADT, DSDT, MADT, SRAT, SLIT.
 //! - [`cpuid`]: each vCPU's CPUID table (topology leaves, masks).
 //! - [`vcpu`]: vCPU threads and their exit loop (port I/O to the devices,
 //!   HLT, shutdown), with no panic on any guest-controlled value.
@@ -11,10 +13,12 @@
 //! - [`freestanding`]: small real-mode programs on every vCPU (the
 //!   VMM's own test where Linux cannot boot).
 
+pub mod acpi;
 pub mod apic_ids;
 pub mod cpuid;
 pub mod freestanding;
 pub mod kick;
+pub mod layout;
 pub mod serial;
 pub mod vcpu;
 pub mod vm;

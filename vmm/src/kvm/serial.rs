@@ -1,7 +1,7 @@
 //! The legacy port-I/O devices of ktstr's VMM: two 8250 UARTs
 //! (vm-superio) for the console (COM1) and the channel (COM2), the i8042
-//! reset line, an ACPI PM1a control port for power-off, and a debug-exit
-//! port freestanding guests use to end a vCPU.
+//! reset line, the FADT's sleep control port for power-off, and a
+//! debug-exit port freestanding guests use to end a vCPU.
 //!
 //! Every access is bounds-checked: unknown ports read as all-ones and
 //! ignore writes; data of any length is accepted without panicking.
@@ -18,8 +18,9 @@ pub const COM1: u16 = 0x3f8;
 pub const COM2: u16 = 0x2f8;
 /// i8042 command port (writing 0xFE resets the machine).
 pub const I8042_COMMAND: u16 = 0x64;
-/// ACPI PM1a control block (the FADT points here).
-pub const PM1A_CONTROL: u16 = 0x604;
+/// The hardware-reduced ACPI sleep control register (the FADT points
+/// here): `SLP_EN` (bit 5) with `SLP_TYP` 5 (bits 2-4) is S5, power-off.
+pub const SLEEP_CONTROL: u16 = super::acpi::SLEEP_CONTROL_PORT;
 /// A write here ends the writing vCPU (freestanding guests only).
 pub const DEBUG_EXIT: u16 = 0x501;
 
@@ -109,14 +110,11 @@ impl PortBus {
         }
         match port {
             I8042_COMMAND if first == 0xfe => PortAction::Reset,
-            PM1A_CONTROL if data.len() >= 2 => {
-                let v = u16::from_le_bytes([data[0], data[1]]);
-                // SLP_EN with SLP_TYP 5 (the DSDT's \_S5 package).
-                if v & (1 << 13) != 0 && (v >> 10) & 7 == 5 {
-                    PortAction::PowerOff
-                } else {
-                    PortAction::None
-                }
+            SLEEP_CONTROL
+                if first & (1 << 5) != 0
+                    && (first >> 2) & 7 == super::acpi::S5_SLEEP_TYPE =>
+            {
+                PortAction::PowerOff
             }
             DEBUG_EXIT => PortAction::VcpuDone,
             _ => PortAction::None,
@@ -125,7 +123,10 @@ impl PortBus {
 
     /// A guest `in` from `port` into `data`.
     pub fn read(&self, port: u16, data: &mut [u8]) {
-        data.fill(0xff);
+        // The i8042 status reads "nothing pending" (a reset needs no
+        // wait); the sleep status register reads "not waking".
+        let idle = matches!(port, I8042_COMMAND | SLEEP_CONTROL);
+        data.fill(if idle { 0 } else { 0xff });
         if let Some((uart, offset)) = self.uart(port) {
             let mut u = uart.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(b) = data.first_mut() {
@@ -160,11 +161,15 @@ mod tests {
         assert_eq!(&*con.0.lock().unwrap(), b"hi");
         assert_eq!(&*ch.0.lock().unwrap(), b"x");
         assert_eq!(bus.write(I8042_COMMAND, &[0xfe]), PortAction::Reset);
-        assert_eq!(bus.write(PM1A_CONTROL, &[0x00, 0x34]), PortAction::PowerOff);
-        assert_eq!(bus.write(PM1A_CONTROL, &[0x00]), PortAction::None);
+        let mut buf = [0u8; 4];
+        assert_eq!(bus.write(SLEEP_CONTROL, &[0x34]), PortAction::PowerOff);
+        // Clearing WAK_STS, or sleeping to S3, is not power-off.
+        assert_eq!(bus.write(SLEEP_CONTROL, &[0x80]), PortAction::None);
+        assert_eq!(bus.write(SLEEP_CONTROL, &[0x2c]), PortAction::None);
+        bus.read(I8042_COMMAND, &mut buf[..1]);
+        assert_eq!(buf[0], 0);
         assert_eq!(bus.write(DEBUG_EXIT, &[0]), PortAction::VcpuDone);
         assert_eq!(bus.write(0x1234, &[]), PortAction::None);
-        let mut buf = [0u8; 4];
         bus.read(0x9999, &mut buf);
         assert_eq!(buf, [0xff; 4]);
         bus.read(COM1 + 5, &mut buf); // line status: transmitter empty

@@ -5,16 +5,13 @@
 use ktstr_topology::Topology;
 use kvm_bindings::{kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
-use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 use super::apic_ids::ApicIds;
 use super::cpuid::vcpu_cpuid;
+use super::layout::ram_ranges;
 use crate::error::VmError;
 
-/// Start of the 32-bit MMIO hole (LAPIC, IOAPIC) below 4 GiB.
-pub const MMIO_HOLE_START: u64 = 0xC000_0000;
-/// End of the hole.
-pub const MMIO_HOLE_END: u64 = 0x1_0000_0000;
 /// Where KVM keeps the TSS real-mode emulation needs (three pages).
 const TSS_ADDRESS: usize = 0xfffb_d000;
 
@@ -24,20 +21,6 @@ pub struct KvmVm {
     fd: VmFd,
     memory: GuestMemoryMmap,
     ids: ApicIds,
-}
-
-/// Guest RAM ranges for `bytes` of memory, around the MMIO hole.
-pub fn ram_ranges(bytes: u64) -> Vec<(GuestAddress, usize)> {
-    if bytes <= MMIO_HOLE_START {
-        return vec![(GuestAddress(0), bytes as usize)];
-    }
-    vec![
-        (GuestAddress(0), MMIO_HOLE_START as usize),
-        (
-            GuestAddress(MMIO_HOLE_END),
-            (bytes - MMIO_HOLE_START) as usize,
-        ),
-    ]
 }
 
 impl KvmVm {
@@ -121,19 +104,5 @@ impl KvmVm {
                 Ok(vcpu)
             })
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ram_goes_around_the_mmio_hole() {
-        assert_eq!(ram_ranges(1 << 20), vec![(GuestAddress(0), 1 << 20)]);
-        let r = ram_ranges(4 << 30);
-        assert_eq!(r[0], (GuestAddress(0), MMIO_HOLE_START as usize));
-        assert_eq!(r[1].0, GuestAddress(MMIO_HOLE_END));
-        assert_eq!(r[0].1 + r[1].1, 4 << 30);
     }
 }
