@@ -13,7 +13,7 @@ packages=(
   # VMs and initramfs
   qemu-system-x86 busybox-static jq cpio
   # the own KVM VMM's tests: as/objcopy for the freestanding guest, iasl
-  binutils acpica-tools
+  binutils acpica-tools device-tree-compiler
   # misc tools the pipeline and tests call
   xz-utils gzip tar git ca-certificates
 )

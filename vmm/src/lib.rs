@@ -11,6 +11,7 @@
 //! the same way: console to a log file, channel frames checked and decoded,
 //! a deadline, and an [`VmOutcome`] that says how the VM ended.
 
+pub mod aarch64;
 pub mod backend;
 pub mod cmdline;
 mod console;
