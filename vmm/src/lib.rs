@@ -24,7 +24,7 @@ pub mod probe;
 pub mod qemu;
 pub mod session;
 
-pub use backend::{BackendKind, LaunchedVm, VmBackend, VmProcess, VmSpec};
+pub use backend::{BackendExit, BackendKind, LaunchedVm, VmBackend, VmProcess, VmSpec};
 pub use error::VmError;
 pub use outcome::{VmEnd, VmOutcome};
 

@@ -23,15 +23,23 @@ fn decompile(topology: &str) -> String {
         .output()
         .expect("dtc (apt-get install device-tree-compiler)");
     let warnings = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && warnings.trim().is_empty(), "{warnings}");
+    assert!(
+        out.status.success() && warnings.trim().is_empty(),
+        "{warnings}"
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 /// The text of the node whose line starts with `name {`.
 fn node<'a>(dts: &'a str, name: &str) -> &'a str {
-    let start = dts.find(&format!("\t{name} {{")).unwrap_or_else(|| panic!("no {name}"));
+    let start = dts
+        .find(&format!("\t{name} {{"))
+        .unwrap_or_else(|| panic!("no {name}"));
     let rest = &dts[start..];
-    let end = rest.find("\n\t\t};").or_else(|| rest.find("\n\t};")).unwrap();
+    let end = rest
+        .find("\n\t\t};")
+        .or_else(|| rest.find("\n\t};"))
+        .unwrap();
     &rest[..end]
 }
 
@@ -53,8 +61,13 @@ fn two_nodes_four_llcs_with_smt() {
     assert_eq!(dts.matches("cluster").count(), 4);
     assert_eq!(dts.matches("thread1 {").count(), 8);
     let mem = node(&dts, "memory@80000000");
-    assert!(mem.contains("reg = <0x00 0x80000000 0x00 0x40000000>") && mem.contains("numa-node-id = <0x01>"));
-    assert!(dts.contains("distance-matrix = <0x00 0x00 0x0a 0x00 0x01 0x14 0x01 0x00 0x14 0x01 0x01 0x0a>"));
+    assert!(
+        mem.contains("reg = <0x00 0x80000000 0x00 0x40000000>")
+            && mem.contains("numa-node-id = <0x01>")
+    );
+    assert!(dts.contains(
+        "distance-matrix = <0x00 0x00 0x0a 0x00 0x01 0x14 0x01 0x00 0x14 0x01 0x01 0x0a>"
+    ));
     assert!(dts.contains("bootargs = \"console=ttyS0 rdinit=/init\""));
     assert!(dts.contains("linux,initrd-start = <0x00 0x48000000>"));
 }

@@ -63,7 +63,10 @@ fn iasl(dir: &Path, file: &Path) -> String {
 }
 
 fn text<'a>(all: &'a [(String, String)], sig: &str) -> &'a str {
-    &all.iter().find(|(s, _)| s == sig).unwrap_or_else(|| panic!("no {sig}")).1
+    &all.iter()
+        .find(|(s, _)| s == sig)
+        .unwrap_or_else(|| panic!("no {sig}"))
+        .1
 }
 
 fn count(hay: &str, needle: &str) -> usize {
@@ -117,7 +120,10 @@ fn two_nodes_four_llcs() {
     );
     assert_eq!(count(srat, "[Memory Affinity]"), 2);
     assert_eq!(fields(srat, "Proximity Domain"), ["00000000", "00000001"]);
-    assert_eq!(fields(srat, "Base Address"), ["0000000000000000", "0000000040000000"]);
+    assert_eq!(
+        fields(srat, "Base Address"),
+        ["0000000000000000", "0000000040000000"]
+    );
     assert_eq!(fields(srat, "Address Length"), ["0000000040000000"; 2]);
     let slit = text(&all, "slit");
     assert!(slit.contains("Localities : 0000000000000002"), "{slit}");
@@ -136,7 +142,10 @@ fn three_hundred_cpus_use_x2apic() {
     assert_eq!(count(madt, "[Processor Local APIC]"), 300 - high);
     assert_eq!(count(madt, "[Processor Local x2APIC]"), high);
     let srat = text(&all, "srat");
-    assert_eq!(count(srat, "[Processor Local APIC/SAPIC Affinity]"), 300 - high);
+    assert_eq!(
+        count(srat, "[Processor Local APIC/SAPIC Affinity]"),
+        300 - high
+    );
     assert_eq!(count(srat, "[Processor Local x2APIC Affinity]"), high);
     assert!(text(&all, "slit").contains("0A 14"));
 }

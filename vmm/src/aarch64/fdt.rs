@@ -196,7 +196,10 @@ fn cpu_map(fdt: &mut FdtWriter, t: &Topology) -> FdtWriterResult<()> {
 /// PSCI, the GICv3, the architected timer and the two UARTs.
 fn devices(fdt: &mut FdtWriter, cpus: u32) -> FdtWriterResult<()> {
     let psci = fdt.begin_node("psci")?;
-    fdt.property_string_list("compatible", vec!["arm,psci-1.0".into(), "arm,psci-0.2".into()])?;
+    fdt.property_string_list(
+        "compatible",
+        vec!["arm,psci-1.0".into(), "arm,psci-0.2".into()],
+    )?;
     fdt.property_string("method", "hvc")?;
     fdt.end_node(psci)?;
 
@@ -282,7 +285,8 @@ mod tests {
             assert!(text.contains(cpu), "{cpu}");
         }
         assert!(text.contains("numa-distance-map-v1"));
-        assert!(!String::from_utf8_lossy(&build(&spec("1n1l2c1t")).unwrap())
-            .contains("distance-map"));
+        assert!(
+            !String::from_utf8_lossy(&build(&spec("1n1l2c1t")).unwrap()).contains("distance-map")
+        );
     }
 }

@@ -164,20 +164,39 @@ mod tests {
     fn e820_of_small_and_large_guests() {
         let small = e820_map(512 << 20);
         assert_eq!(small.len(), 3);
-        assert_eq!(small[0], E820Entry { start: 0, len: 0x9fc00, kind: 1 });
+        assert_eq!(
+            small[0],
+            E820Entry {
+                start: 0,
+                len: 0x9fc00,
+                kind: 1
+            }
+        );
         assert_eq!(
             small[1],
-            E820Entry { start: 0xe0000, len: 0x20000, kind: 2 }
+            E820Entry {
+                start: 0xe0000,
+                len: 0x20000,
+                kind: 2
+            }
         );
         assert_eq!(
             small[2],
-            E820Entry { start: 0x100000, len: (512 << 20) - 0x100000, kind: 1 }
+            E820Entry {
+                start: 0x100000,
+                len: (512 << 20) - 0x100000,
+                kind: 1
+            }
         );
         let large = e820_map(6 << 30);
         assert_eq!(large[2].start + large[2].len, MMIO_HOLE_START);
         assert_eq!(
             large[3],
-            E820Entry { start: 1 << 32, len: (6 << 30) - MMIO_HOLE_START, kind: 1 }
+            E820Entry {
+                start: 1 << 32,
+                len: (6 << 30) - MMIO_HOLE_START,
+                kind: 1
+            }
         );
     }
 

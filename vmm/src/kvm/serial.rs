@@ -111,8 +111,7 @@ impl PortBus {
         match port {
             I8042_COMMAND if first == 0xfe => PortAction::Reset,
             SLEEP_CONTROL
-                if first & (1 << 5) != 0
-                    && (first >> 2) & 7 == super::acpi::S5_SLEEP_TYPE =>
+                if first & (1 << 5) != 0 && (first >> 2) & 7 == super::acpi::S5_SLEEP_TYPE =>
             {
                 PortAction::PowerOff
             }
@@ -135,11 +134,22 @@ impl PortBus {
         }
     }
 
-    /// Queues bytes for the guest to read from COM2 (host → guest channel).
-    pub fn channel_input(&self, bytes: &[u8]) -> usize {
-        let mut u = self.com2.lock().unwrap_or_else(|p| p.into_inner());
-        u.enqueue_raw_bytes(bytes).unwrap_or(0)
+    /// Queues bytes for the guest to read from COM1 (typed console
+    /// input); returns how many fit in the receive FIFO.
+    pub fn console_input(&self, bytes: &[u8]) -> usize {
+        enqueue(&self.com1, bytes)
     }
+
+    /// Queues bytes for the guest to read from COM2 (host → guest
+    /// channel); returns how many fit in the receive FIFO.
+    pub fn channel_input(&self, bytes: &[u8]) -> usize {
+        enqueue(&self.com2, bytes)
+    }
+}
+
+fn enqueue(uart: &Mutex<Uart>, bytes: &[u8]) -> usize {
+    let mut u = uart.lock().unwrap_or_else(|p| p.into_inner());
+    u.enqueue_raw_bytes(bytes).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -3,7 +3,11 @@
 //! APIC ID as KVM vCPU ID and its own CPUID table.
 
 use ktstr_topology::Topology;
-use kvm_bindings::{kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES};
+use kvm_bindings::{
+    kvm_enable_cap, kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_CAP_X2APIC_API,
+    KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY, KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK,
+    KVM_X2APIC_API_USE_32BIT_IDS,
+};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
@@ -15,7 +19,8 @@ use crate::error::VmError;
 /// Where KVM keeps the TSS real-mode emulation needs (three pages).
 const TSS_ADDRESS: usize = 0xfffb_d000;
 
-/// A VM with memory and interrupt controllers, before its vCPUs run.
+/// A VM with memory, interrupt controllers and a PIT, before its vCPUs
+/// run.
 pub struct KvmVm {
     kvm: Kvm,
     fd: VmFd,
@@ -42,8 +47,17 @@ impl KvmVm {
         let fd = kvm.create_vm().map_err(|e| VmError::kvm("create VM", e))?;
         fd.set_tss_address(TSS_ADDRESS)
             .map_err(|e| VmError::kvm("set TSS address", e))?;
+        if ids.needs_x2apic() {
+            enable_x2apic_ids(&fd)?;
+        }
         fd.create_irq_chip()
             .map_err(|e| VmError::kvm("create irqchip", e))?;
+        let pit = kvm_pit_config {
+            flags: KVM_PIT_SPEAKER_DUMMY,
+            ..Default::default()
+        };
+        fd.create_pit2(pit)
+            .map_err(|e| VmError::kvm("create PIT", e))?;
         let memory = GuestMemoryMmap::<()>::from_ranges(&ram_ranges(memory_bytes))
             .map_err(|e| VmError::kvm("allocate guest memory", e))?;
         for (slot, region) in memory.iter().enumerate() {
@@ -105,4 +119,16 @@ impl KvmVm {
             })
             .collect()
     }
+}
+
+/// Lets interrupts address APIC IDs above 255 (32-bit x2APIC IDs in
+/// MSIs and the in-kernel IOAPIC routes).
+fn enable_x2apic_ids(fd: &VmFd) -> Result<(), VmError> {
+    let mut cap = kvm_enable_cap {
+        cap: KVM_CAP_X2APIC_API,
+        ..Default::default()
+    };
+    cap.args[0] = u64::from(KVM_X2APIC_API_USE_32BIT_IDS | KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK);
+    fd.enable_cap(&cap)
+        .map_err(|e| VmError::kvm("enable the x2APIC API", e))
 }

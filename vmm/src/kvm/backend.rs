@@ -1,0 +1,229 @@
+//! ktstr's own VMM behind the [`VmBackend`] interface: a VM of the spec's
+//! topology, the kernel booted through PVH or the 64-bit boot protocol,
+//! COM1/COM2 on pipes with interrupts through irqfds (GSI 4 and 3), one
+//! thread per vCPU. The session layer drives it like any backend;
+//! [`KvmVmProcess::kill`] stops every vCPU (kicking it out of KVM_RUN)
+//! and joins its thread, and dropping the VM releases KVM and guest
+//! memory.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use kvm_ioctls::{Kvm, VcpuFd};
+use vmm_sys_util::eventfd::EventFd;
+
+use super::apic_ids::ApicIds;
+use super::boot::{self, regs, BootSpec};
+use super::serial::{IrqTrigger, PortBus};
+use super::streams::{pipe, spawn_feeder, Port};
+use super::vcpu::{self, VcpuEnd};
+use super::{kick, vm::KvmVm};
+use crate::backend::{BackendExit, BackendKind, LaunchedVm, VmBackend, VmProcess, VmSpec};
+use crate::error::VmError;
+
+/// The legacy IRQs of COM1 and COM2.
+const COM_GSIS: (u32, u32) = (4, 3);
+
+/// The own KVM VMM.
+#[derive(Debug, Clone, Default)]
+pub struct KvmBackend;
+
+impl KvmBackend {
+    /// The backend, if `/dev/kvm` opens.
+    pub fn new() -> Result<Self, VmError> {
+        Kvm::new().map_err(|e| VmError::Unsupported {
+            backend: "kvm".into(),
+            reason: format!("/dev/kvm: {e}"),
+        })?;
+        Ok(KvmBackend)
+    }
+}
+
+impl VmBackend for KvmBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Kvm
+    }
+
+    fn check(&self, spec: &VmSpec) -> Result<(), VmError> {
+        let kvm = Kvm::new().map_err(|e| VmError::kvm("open /dev/kvm", e))?;
+        let ids = ApicIds::new(spec.topology);
+        let max_id = kvm.get_max_vcpu_id() as u64;
+        let unsupported = |reason: String| VmError::Unsupported {
+            backend: "kvm".into(),
+            reason,
+        };
+        if u64::from(ids.max_apic_id()) >= max_id {
+            return Err(unsupported(format!(
+                "{} needs APIC ID {}, and this KVM allows vCPU IDs below {max_id}",
+                spec.topology,
+                ids.max_apic_id()
+            )));
+        }
+        if spec.memory_mb < 64 {
+            return Err(unsupported(format!(
+                "{} MiB of memory is too little (64 MiB at least)",
+                spec.memory_mb
+            )));
+        }
+        Ok(())
+    }
+
+    fn launch(&self, spec: &VmSpec) -> Result<LaunchedVm, VmError> {
+        kick::install();
+        let memory_bytes = u64::from(spec.memory_mb) << 20;
+        let vm = KvmVm::new(spec.topology, memory_bytes)?;
+        let protocol = boot::prepare(
+            vm.memory(),
+            &BootSpec {
+                kernel: &spec.kernel,
+                initrd: Some(&spec.initramfs),
+                cmdline: &spec.cmdline,
+                memory_bytes,
+                ids: vm.ids(),
+            },
+        )?;
+        let (console, console_out) = pipe()?;
+        let (channel, channel_out) = pipe()?;
+        let (console_in, console_input) = pipe()?;
+        let (channel_in, channel_output) = pipe()?;
+        let bus = Arc::new(PortBus::new(
+            Box::new(console_out),
+            Box::new(channel_out),
+            (irq(&vm, COM_GSIS.0)?, irq(&vm, COM_GSIS.1)?),
+        ));
+        spawn_feeder(console_in, Arc::downgrade(&bus), Port::Console);
+        spawn_feeder(channel_in, Arc::downgrade(&bus), Port::Channel);
+        let vcpus = vm.create_vcpus()?;
+        for (i, vcpu) in vcpus.iter().enumerate() {
+            regs::setup_any_cpu(vcpu)?;
+            if i == 0 {
+                regs::setup_boot_cpu(vcpu, vm.memory(), protocol)?;
+            }
+        }
+        let process = KvmVmProcess::start(vm, vcpus, bus);
+        Ok(LaunchedVm {
+            process: Box::new(process),
+            console: Box::new(console),
+            console_input: Box::new(console_input),
+            channel: Box::new(channel),
+            channel_output: Box::new(channel_output),
+        })
+    }
+}
+
+/// An irqfd raising `gsi`.
+fn irq(vm: &KvmVm, gsi: u32) -> Result<IrqTrigger, VmError> {
+    let fd = EventFd::new(nix::libc::EFD_NONBLOCK).map_err(|e| VmError::kvm("eventfd", e))?;
+    vm.fd()
+        .register_irqfd(&fd, gsi)
+        .map_err(|e| VmError::kvm("register irqfd", e))?;
+    Ok(IrqTrigger(Some(fd)))
+}
+
+/// A running own-VMM VM: its vCPU threads and what keeps the VM alive.
+pub struct KvmVmProcess {
+    threads: Vec<JoinHandle<VcpuEnd>>,
+    stop: Arc<AtomicBool>,
+    ends: Option<Vec<VcpuEnd>>,
+    vm: Option<KvmVm>,
+    bus: Option<Arc<PortBus>>,
+    notes: Mutex<String>,
+}
+
+impl KvmVmProcess {
+    fn start(vm: KvmVm, vcpus: Vec<VcpuFd>, bus: Arc<PortBus>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = vcpus
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut vcpu)| {
+                let (bus, stop) = (Arc::clone(&bus), Arc::clone(&stop));
+                std::thread::Builder::new()
+                    .name(format!("ktstr-vcpu{i}"))
+                    .spawn(move || vcpu::run(&mut vcpu, &bus, &stop))
+                    .expect("spawning a vCPU thread")
+            })
+            .collect();
+        KvmVmProcess {
+            threads,
+            stop,
+            ends: None,
+            vm: Some(vm),
+            bus: Some(bus),
+            notes: Mutex::new(String::new()),
+        }
+    }
+
+    /// Stops and joins every vCPU thread, then releases the VM (and with
+    /// the bus, the UART pipes: the readers see end-of-file).
+    fn finish(&mut self) {
+        if self.ends.is_some() {
+            return;
+        }
+        self.stop.store(true, Ordering::SeqCst);
+        let mut ends = Vec::new();
+        for t in self.threads.drain(..) {
+            while !t.is_finished() {
+                kick::kick(&t);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            ends.push(
+                t.join()
+                    .unwrap_or_else(|_| VcpuEnd::Failed("vCPU thread panicked".into())),
+            );
+        }
+        let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, end) in ends.iter().enumerate() {
+            if let VcpuEnd::Failed(why) = end {
+                notes.push_str(&format!("vCPU {i}: {why}\n"));
+            }
+        }
+        self.ends = Some(ends);
+        self.bus = None;
+        self.vm = None;
+    }
+
+    /// How the VM ended, from its vCPUs' ends.
+    fn exit(ends: &[VcpuEnd]) -> BackendExit {
+        let decisive = ends
+            .iter()
+            .find(|e| !matches!(e, VcpuEnd::Stopped | VcpuEnd::Done))
+            .unwrap_or(&VcpuEnd::Stopped);
+        let (success, status) = match decisive {
+            VcpuEnd::PowerOff => (true, "powered off".to_string()),
+            VcpuEnd::Reset => (true, "reset".to_string()),
+            VcpuEnd::Stopped | VcpuEnd::Done => (false, "stopped by the host".to_string()),
+            VcpuEnd::TripleFault => (false, "triple fault".to_string()),
+            VcpuEnd::Halted => (false, "halted with interrupts off".to_string()),
+            VcpuEnd::Failed(why) => (false, why.clone()),
+        };
+        BackendExit { success, status }
+    }
+}
+
+impl VmProcess for KvmVmProcess {
+    fn try_wait(&mut self) -> Result<Option<BackendExit>, VmError> {
+        if self.ends.is_none()
+            && (self.stop.load(Ordering::SeqCst) || self.threads.iter().all(|t| t.is_finished()))
+        {
+            self.finish();
+        }
+        Ok(self.ends.as_deref().map(Self::exit))
+    }
+
+    fn kill(&mut self) {
+        self.finish();
+    }
+
+    fn diagnostics(&self) -> String {
+        self.notes.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Drop for KvmVmProcess {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
