@@ -12,7 +12,8 @@ packages=(
   clang-19 llvm-19 pkg-config zlib1g-dev
   # VMs and initramfs
   qemu-system-x86 busybox-static jq cpio
-  # the own KVM VMM's tests: as/objcopy for the freestanding guest, iasl
+  # the own KVM VMM's tests: as/ld/objcopy for the tiny guests, iasl (ACPI),
+  # dtc (aarch64 device tree)
   binutils acpica-tools device-tree-compiler
   # misc tools the pipeline and tests call
   xz-utils gzip tar git ca-certificates

@@ -169,7 +169,10 @@ fn auto_backend_probes_kvm_once_and_records_the_choice() {
     let v = json(&o);
     let verdict = &v["probe"];
     assert!(verdict["reason"].is_string(), "{v:#}");
-    let want = if verdict["qemu_kvm"] == json!(true) {
+    assert!(verdict["own_kvm_reason"].is_string(), "{v:#}");
+    let want = if verdict["own_kvm"] == json!(true) {
+        "kvm"
+    } else if verdict["qemu_kvm"] == json!(true) {
         "qemu-kvm"
     } else {
         "qemu-tcg"

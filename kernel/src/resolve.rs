@@ -49,6 +49,26 @@ impl BootKernel {
             BootKernel::Image { path, .. } => path.clone(),
         }
     }
+
+    /// The image ktstr's own KVM VMM boots: the uncompressed `vmlinux`
+    /// (entered through PVH, nothing to decompress) where there is one,
+    /// else the bzImage.
+    pub fn own_vmm_image(&self) -> PathBuf {
+        match self {
+            BootKernel::Entry(e) if e.vmlinux().is_file() => e.vmlinux(),
+            _ => self.boot_image(),
+        }
+    }
+
+    /// The image `backend` (a backend's name: `kvm` is the own VMM)
+    /// boots.
+    pub fn image_for(&self, backend: &str) -> PathBuf {
+        if backend == "kvm" {
+            self.own_vmm_image()
+        } else {
+            self.boot_image()
+        }
+    }
 }
 
 /// What an identifier denotes before anything is built.

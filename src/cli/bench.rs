@@ -1,6 +1,6 @@
 //! `ktstr bench boot`: how long a ktstr VM takes to boot to its agent and
-//! to end, beside a bare QEMU boot of the same kernel to a busybox init
-//! that powers off at once.
+//! to end, beside a bare boot of the same kernel on the same backend to a
+//! busybox init that powers off at once.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -19,7 +19,7 @@ use super::guest::{self, Payload, VmArgs};
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
     /// Boot time: ktstr VM (to agent ready, and whole lifetime) against a
-    /// bare QEMU boot of the same kernel, same accelerator, same run.
+    /// bare boot of the same kernel on the same backend, same run.
     Boot(BootArgs),
 }
 
@@ -135,7 +135,7 @@ fn print_figures(
             "runs": args.n,
             "ktstr_ready_ms": {"min": f.ready.0, "median": f.ready.1},
             "ktstr_lifetime_ms": {"min": f.lifetime.0, "median": f.lifetime.1},
-            "bare_qemu_lifetime_ms": {"min": f.bare.0, "median": f.bare.1},
+            "bare_lifetime_ms": {"min": f.bare.0, "median": f.bare.1},
             "lifetime_ratio": ratio,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -151,7 +151,7 @@ fn print_figures(
     for (name, (min, med)) in [
         ("ktstr: agent ready", f.ready),
         ("ktstr: VM lifetime", f.lifetime),
-        ("bare QEMU: VM lifetime", f.bare),
+        ("bare boot: VM lifetime", f.bare),
     ] {
         println!("{name:<24} {:>6.3} s {:>7.3} s", min / 1000.0, med / 1000.0);
     }

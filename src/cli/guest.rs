@@ -98,8 +98,9 @@ pub fn prepare(
     let layout = CacheLayout::from_env()?;
     let cache = InitramfsCache::new(layout.root().join("initramfs"));
     let base = cache.base(&contents, Compression::for_kernel_config(config.as_deref()))?;
-    let spec = vm_spec(args, kernel, &base, &job, work.path(), timeout)?;
-    let (kind, probe) = choose_backend(args.backend, &spec, &base, &layout)?;
+    let mut spec = vm_spec(args, kernel, &base, &job, work.path(), timeout)?;
+    let (kind, probe) = choose_backend(args.backend, &spec, kernel, &base, &layout)?;
+    spec.kernel = kernel.image_for(kind.name());
     let console_log = args
         .console_log
         .clone()
@@ -142,6 +143,7 @@ fn vm_spec(
 fn choose_backend(
     choice: BackendChoice,
     spec: &VmSpec,
+    kernel: &BootKernel,
     base: &BaseImage,
     layout: &CacheLayout,
 ) -> anyhow::Result<(BackendKind, Option<ProbeVerdict>)> {
@@ -160,7 +162,8 @@ fn choose_backend(
         probe_spec.topology = Topology::new(1, 1, 2, 1).expect("valid topology");
         probe_spec.memory_mb = VmSpec::default_memory_mb(&probe_spec.topology);
         probe_spec.initramfs = dir.path().join("initramfs");
-        probe_spec.timeout = probe::PROBE_TIMEOUT;
+        probe_spec.timeout = probe::probe_timeout(backend.kind());
+        probe_spec.kernel = kernel.image_for(backend.kind().name());
         probe_spec.work_dir = dir.path().to_path_buf();
         initramfs::assemble(
             &base.path,

@@ -1,6 +1,7 @@
 //! Backend choice: `auto` uses KVM only where a probe has shown that KVM
-//! really boots a guest to its agent on this host; the answer is cached per
-//! host.
+//! really boots a guest to its agent on this host: ktstr's own VMM first
+//! (the fast path), then QEMU with KVM, else QEMU TCG. The answer is
+//! cached per host.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,8 +14,20 @@ use crate::backend::{BackendKind, VmBackend};
 use crate::qemu::QemuBackend;
 use crate::{VmError, VmOutcome};
 
-/// How long the probe VM may take to boot to its agent and power off.
+/// How long the QEMU/KVM probe VM may take to boot to its agent and power
+/// off.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The same bound for the own VMM, which boots to its agent in well under
+/// a second where KVM is hardware-backed.
+pub const OWN_KVM_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a probe VM on `kind` may live.
+pub fn probe_timeout(kind: BackendKind) -> Duration {
+    match kind {
+        BackendKind::Kvm => OWN_KVM_PROBE_TIMEOUT,
+        _ => PROBE_TIMEOUT,
+    }
+}
 
 /// `--backend`: a backend, or `auto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +54,10 @@ impl FromStr for BackendChoice {
 pub struct ProbeVerdict {
     /// Which host it is for (see [`host_key`]).
     pub host_key: String,
+    /// Whether ktstr's own KVM VMM booted a guest to its agent.
+    pub own_kvm: bool,
+    /// Why, in a sentence.
+    pub own_kvm_reason: String,
     /// Whether QEMU with KVM booted a guest to its agent.
     pub qemu_kvm: bool,
     /// Why, in a sentence.
@@ -103,7 +120,14 @@ impl KvmProbe {
             return v;
         }
         let start = std::time::Instant::now();
-        let (qemu_kvm, reason) = match run_probe(boot) {
+        let (own_kvm, own_kvm_reason) = match run_probe(BackendKind::Kvm, boot) {
+            Ok(()) => (
+                true,
+                "ktstr's own KVM VMM booted a guest to its agent".to_string(),
+            ),
+            Err(why) => (false, why),
+        };
+        let (qemu_kvm, reason) = match run_probe(BackendKind::QemuKvm, boot) {
             Ok(()) => (
                 true,
                 "QEMU with KVM booted a guest to its agent".to_string(),
@@ -112,6 +136,8 @@ impl KvmProbe {
         };
         let v = ProbeVerdict {
             host_key: host_key(),
+            own_kvm,
+            own_kvm_reason,
             qemu_kvm,
             reason,
             seconds: start.elapsed().as_secs_f64(),
@@ -142,11 +168,12 @@ impl KvmProbe {
 }
 
 fn run_probe(
+    kind: BackendKind,
     boot: &mut dyn FnMut(&dyn VmBackend) -> Result<VmOutcome, VmError>,
 ) -> Result<(), String> {
     kvm_device_usable()?;
-    let backend = QemuBackend::new(BackendKind::QemuKvm).map_err(|e| e.to_string())?;
-    let outcome = boot(&backend).map_err(|e| e.to_string())?;
+    let backend = backend_for(kind).map_err(|e| e.to_string())?;
+    let outcome = boot(&*backend).map_err(|e| e.to_string())?;
     if outcome.is_clean() {
         Ok(())
     } else {
@@ -174,17 +201,20 @@ fn run_probe(
 /// The backend for `kind`.
 pub fn backend_for(kind: BackendKind) -> Result<Box<dyn VmBackend>, VmError> {
     match kind {
+        #[cfg(target_arch = "x86_64")]
+        BackendKind::Kvm => Ok(Box::new(crate::kvm::KvmBackend::new()?)),
+        #[cfg(not(target_arch = "x86_64"))]
         BackendKind::Kvm => Err(VmError::Unsupported {
             backend: kind.to_string(),
-            reason: "ktstr's own KVM VMM is not part of this version; use qemu-kvm or qemu-tcg"
-                .into(),
+            reason: "ktstr's own KVM VMM runs x86_64 guests only so far".into(),
         }),
         _ => Ok(Box::new(QemuBackend::new(kind)?)),
     }
 }
 
-/// Resolves `choice`: a named backend as is; `auto` to qemu-kvm when the
-/// probe says KVM works here, else qemu-tcg.
+/// Resolves `choice`: a named backend as is; `auto` to the own KVM VMM
+/// when the probe says it works here, else qemu-kvm when that works, else
+/// qemu-tcg.
 pub fn select(
     choice: BackendChoice,
     probe: &KvmProbe,
@@ -194,7 +224,9 @@ pub fn select(
         BackendChoice::Kind(k) => (k, None),
         BackendChoice::Auto => {
             let v = probe.verdict(boot);
-            let kind = if v.qemu_kvm {
+            let kind = if v.own_kvm {
+                BackendKind::Kvm
+            } else if v.qemu_kvm {
                 BackendKind::QemuKvm
             } else {
                 BackendKind::QemuTcg
@@ -228,13 +260,13 @@ mod tests {
             Err(VmError::Launch("no".into()))
         };
         let first = probe.verdict(&mut boot);
-        assert!(!first.qemu_kvm);
+        assert!(!first.qemu_kvm && !first.own_kvm);
         let again = probe.verdict(&mut boot);
         assert_eq!(again, first);
         let mut other = first.clone();
         other.host_key = "another-host".into();
         fs::write(probe.cache_file(), serde_json::to_string(&other).unwrap()).unwrap();
         assert!(probe.cached().is_none());
-        assert!(boots <= 1, "the cached verdict must not boot again");
+        assert!(boots <= 2, "the cached verdict must not boot again");
     }
 }

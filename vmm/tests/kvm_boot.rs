@@ -299,3 +299,37 @@ fn non_kernels_are_refused_before_any_vcpu_runs() {
         "{err}"
     );
 }
+
+#[test]
+fn the_session_times_out_a_hung_guest() {
+    if !kvm_here() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec(dir.path(), pvh_kernel(dir.path()), "wait".into());
+    spec.timeout = Duration::from_secs(2);
+    let log = dir.path().join("console.log");
+    let io = ktstr_vmm::session::SessionIo::logged(log.clone());
+    let start = Instant::now();
+    let outcome =
+        ktstr_vmm::session::run(&KvmBackend::new().unwrap(), &spec, io, &mut |_| {}).unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        matches!(
+            outcome.end,
+            ktstr_vmm::VmEnd::Timeout {
+                agent_ready: false,
+                ..
+            }
+        ),
+        "{:?}",
+        outcome.end
+    );
+    assert_eq!(outcome.backend.name(), "kvm");
+    let console = std::fs::read_to_string(log).unwrap();
+    assert!(console.contains("cmdline=wait"), "{console}");
+}

@@ -102,7 +102,7 @@ impl VmBackend for KvmBackend {
                 regs::setup_boot_cpu(vcpu, vm.memory(), protocol)?;
             }
         }
-        let process = KvmVmProcess::start(vm, vcpus, bus);
+        let process = KvmVmProcess::start(vm, vcpus, bus)?;
         Ok(LaunchedVm {
             process: Box::new(process),
             console: Box::new(console),
@@ -133,27 +133,27 @@ pub struct KvmVmProcess {
 }
 
 impl KvmVmProcess {
-    fn start(vm: KvmVm, vcpus: Vec<VcpuFd>, bus: Arc<PortBus>) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = vcpus
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut vcpu)| {
-                let (bus, stop) = (Arc::clone(&bus), Arc::clone(&stop));
-                std::thread::Builder::new()
-                    .name(format!("ktstr-vcpu{i}"))
-                    .spawn(move || vcpu::run(&mut vcpu, &bus, &stop))
-                    .expect("spawning a vCPU thread")
-            })
-            .collect();
-        KvmVmProcess {
-            threads,
-            stop,
+    /// Starts a thread per vCPU. If a thread cannot be started, the ones
+    /// already running are stopped (by the drop of the half-built
+    /// process).
+    fn start(vm: KvmVm, vcpus: Vec<VcpuFd>, bus: Arc<PortBus>) -> Result<Self, VmError> {
+        let mut process = KvmVmProcess {
+            threads: Vec::new(),
+            stop: Arc::new(AtomicBool::new(false)),
             ends: None,
             vm: Some(vm),
-            bus: Some(bus),
+            bus: Some(Arc::clone(&bus)),
             notes: Mutex::new(String::new()),
+        };
+        for (i, mut vcpu) in vcpus.into_iter().enumerate() {
+            let (bus, stop) = (Arc::clone(&bus), Arc::clone(&process.stop));
+            let thread = std::thread::Builder::new()
+                .name(format!("ktstr-vcpu{i}"))
+                .spawn(move || vcpu::run(&mut vcpu, &bus, &stop))
+                .map_err(|e| VmError::Launch(format!("starting vCPU thread {i}: {e}")))?;
+            process.threads.push(thread);
         }
+        Ok(process)
     }
 
     /// Stops and joins every vCPU thread, then releases the VM (and with

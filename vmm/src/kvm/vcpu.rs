@@ -39,6 +39,7 @@ pub fn run(vcpu: &mut VcpuFd, bus: &PortBus, stop: &AtomicBool) -> VcpuEnd {
             return VcpuEnd::Stopped;
         }
         let end = match vcpu.run() {
+            Ok(VcpuExit::InternalError) => Some(internal_error(vcpu)),
             Ok(exit) => handle(exit, bus),
             Err(e) if e.errno() == nix::libc::EINTR || e.errno() == nix::libc::EAGAIN => None,
             Err(e) => Some(VcpuEnd::Failed(format!("KVM_RUN: {e}"))),
@@ -79,7 +80,25 @@ fn handle(exit: VcpuExit, bus: &PortBus) -> Option<VcpuEnd> {
         VcpuExit::FailEntry(reason, cpu) => Some(VcpuEnd::Failed(format!(
             "VM entry failed (hardware reason {reason:#x}) on CPU {cpu}"
         ))),
-        VcpuExit::InternalError => Some(VcpuEnd::Failed("KVM internal error".into())),
         other => Some(VcpuEnd::Failed(format!("unexpected exit {other:?}"))),
     }
+}
+
+/// A KVM internal error with its suberror and where the guest was.
+fn internal_error(vcpu: &mut VcpuFd) -> VcpuEnd {
+    // SAFETY: reading a plain-data union member of the kvm_run page KVM
+    // filled for this exit (exit reason KVM_EXIT_INTERNAL_ERROR selects
+    // `internal`).
+    let suberror = unsafe { vcpu.get_kvm_run().__bindgen_anon_1.internal.suberror };
+    let what = match suberror {
+        1 => "emulation failure",
+        2 => "simultaneous exceptions",
+        3 => "delivery event failed",
+        _ => "other",
+    };
+    let rip = vcpu
+        .get_regs()
+        .map(|r| format!(" at RIP {:#x}", r.rip))
+        .unwrap_or_default();
+    VcpuEnd::Failed(format!("KVM internal error {suberror} ({what}){rip}"))
 }

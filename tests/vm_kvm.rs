@@ -1,0 +1,60 @@
+//! Linux on ktstr's own KVM VMM. Where the own VMM boots the real kernel
+//! to its guest agent (hosts with hardware virtualization), a scenario
+//! runs end to end on it and the VM reports the declared topology. Where
+//! it cannot (this project's CI host: a software hypervisor whose KVM
+//! cannot emulate `cmpxchg16b`), the test says why and checks that the
+//! failure is reported cleanly, within its bound, with nothing left
+//! behind.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{json, run, stderr, VmEnv};
+use serde_json::{json, Value};
+
+/// `vm probe --backend kvm --json`: the outcome and the wall time.
+fn probe(env: &VmEnv, extra: &[&str]) -> (Value, bool, String, Duration) {
+    let mut args = vec!["vm", "probe", "--backend", "kvm", "--json"];
+    args.extend_from_slice(extra);
+    let start = Instant::now();
+    let o = run(&mut env.ktstr(&args));
+    (json(&o), o.status.success(), stderr(&o), start.elapsed())
+}
+
+#[test]
+fn own_kvm_boots_linux_where_it_can_and_says_why_where_it_cannot() {
+    let Some(env) = VmEnv::new() else { return };
+    let (v, ok, err, took) = probe(&env, &["--timeout", "20"]);
+    env.assert_no_leftovers();
+    let outcome = &v["outcome"];
+    assert_eq!(outcome["backend"], json!("kvm"), "{v:#}\n{err}");
+    if !ok {
+        eprintln!(
+            "not run: the own KVM VMM cannot boot Linux on this host: {}",
+            outcome["end"]
+        );
+        // The failure is a clean, bounded, explained end.
+        assert!(took < Duration::from_secs(60), "took {took:?}");
+        let kind = outcome["end"]["kind"].as_str().unwrap_or_default();
+        assert!(
+            ["backend_failed", "timeout", "kernel_panic"].contains(&kind),
+            "{v:#}"
+        );
+        assert!(err.contains("kvm"), "{err}");
+        return;
+    }
+    assert!(outcome["ready_ms"].as_f64().unwrap() > 0.0, "{v:#}");
+    // The guest sees the declared topology (ACPI, CPUID) on the own VMM.
+    let (v, ok, err, _) = probe(&env, &["--topology", "2n4l2c2t"]);
+    assert!(ok, "{err}");
+    assert_eq!(v["matches_topology"], json!(true), "{v:#}");
+    // A scenario runs end to end.
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/basic/two_cgroups.rhai"
+    );
+    let o = run(&mut env.ktstr(&["run", script, "--backend", "kvm", "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    env.assert_no_leftovers();
+}
