@@ -10,7 +10,6 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -18,6 +17,11 @@ use ktstr_vmm::kvm::boot::kernel::initrd_address;
 use ktstr_vmm::kvm::layout::e820_map;
 use ktstr_vmm::kvm::KvmBackend;
 use ktstr_vmm::{cmdline, BackendExit, LaunchedVm, VmBackend, VmSpec};
+
+#[path = "guest/build.rs"]
+mod build;
+
+use build::{bz_kernel, pvh_kernel};
 
 const MEMORY_MB: u32 = 256;
 const INITRD: &[u8] = b"INITRD-BYTES-of-the-test";
@@ -33,61 +37,6 @@ fn kvm_here() -> bool {
     assert!(!in_ci(), "CI=true and /dev/kvm is missing");
     eprintln!("skipped: no /dev/kvm");
     false
-}
-
-fn tool(dir: &Path, program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} (binutils): {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn source(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/guest")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
-
-/// The PVH test kernel (an ELF with the Xen PHYS32_ENTRY note).
-fn pvh_kernel(dir: &Path) -> PathBuf {
-    tool(dir, "as", &["--64", "-o", "pvh.o", &source("pvh.S")]);
-    tool(
-        dir,
-        "ld",
-        &[
-            "-m",
-            "elf_x86_64",
-            "-N",
-            "--build-id=none",
-            "--no-warn-rwx-segments",
-            "-Ttext=0x100000",
-            "-e",
-            "pvh_start",
-            "-o",
-            "pvh.elf",
-            "pvh.o",
-        ],
-    );
-    dir.join("pvh.elf")
-}
-
-/// The bzImage test kernel.
-fn bz_kernel(dir: &Path) -> PathBuf {
-    tool(dir, "as", &["--64", "-o", "bz.o", &source("bzimage.S")]);
-    tool(
-        dir,
-        "objcopy",
-        &["-O", "binary", "-j", ".text", "bz.o", "bzImage"],
-    );
-    dir.join("bzImage")
 }
 
 fn spec(dir: &Path, kernel: PathBuf, cmdline: String) -> VmSpec {
