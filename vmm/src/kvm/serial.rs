@@ -186,4 +186,20 @@ mod tests {
         assert_ne!(buf[0] & 0x20, 0);
         bus.read(COM1, &mut []);
     }
+
+    #[test]
+    fn every_port_and_size_is_handled_without_panicking() {
+        let bus = PortBus::new(
+            Box::new(std::io::sink()),
+            Box::new(std::io::sink()),
+            (IrqTrigger(None), IrqTrigger(None)),
+        );
+        let mut buf = [0u8; 8];
+        for port in 0..=u16::MAX {
+            for len in [0, 1, 2, 4, 8] {
+                bus.read(port, &mut buf[..len]);
+                let _ = bus.write(port, &buf[..len]);
+            }
+        }
+    }
 }
