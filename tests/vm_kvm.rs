@@ -2,9 +2,10 @@
 //! to its guest agent (hosts with hardware virtualization), a scenario
 //! runs end to end on it and the VM reports the declared topology. Where
 //! it cannot (this project's CI host: a software hypervisor whose KVM
-//! cannot emulate `cmpxchg16b`), the test says why and checks that the
+//! cannot emulate `cmpxchg16b`), the test says why, checks that the
 //! failure is reported cleanly, within its bound, with nothing left
-//! behind.
+//! behind, and that the real kernel got as far as reading the VMM's e820
+//! map, ACPI tables (SRAT nodes, MADT CPUs) from its early console.
 
 mod common;
 
@@ -25,7 +26,21 @@ fn probe(env: &VmEnv, extra: &[&str]) -> (Value, bool, String, Duration) {
 #[test]
 fn own_kvm_boots_linux_where_it_can_and_says_why_where_it_cannot() {
     let Some(env) = VmEnv::new() else { return };
-    let (v, ok, err, took) = probe(&env, &["--timeout", "20"]);
+    let log = env.cache.path().join("kvm-console.log");
+    let log_arg = log.to_string_lossy().into_owned();
+    let (v, ok, err, took) = probe(
+        &env,
+        &[
+            "--timeout",
+            "20",
+            "--topology",
+            "2n4l2c1t",
+            "--append",
+            "earlyprintk=serial,ttyS0",
+            "--console-log",
+            &log_arg,
+        ],
+    );
     env.assert_no_leftovers();
     let outcome = &v["outcome"];
     assert_eq!(outcome["backend"], json!("kvm"), "{v:#}\n{err}");
@@ -42,6 +57,16 @@ fn own_kvm_boots_linux_where_it_can_and_says_why_where_it_cannot() {
             "{v:#}"
         );
         assert!(err.contains("kvm"), "{err}");
+        let console = std::fs::read_to_string(&log).unwrap();
+        for seen in [
+            "BIOS-e820: [mem 0x0000000000100000-0x000000001fffffff] usable",
+            "ACPI: RSDP 0x00000000000E0000",
+            "ACPI: SRAT: Node 1 PXM 1 [mem 0x10000000-0x1fffffff]",
+            "ACPI: Using ACPI (MADT) for SMP configuration information",
+            "nr_cpu_ids:8 nr_node_ids:2",
+        ] {
+            assert!(console.contains(seen), "no {seen:?} in:\n{console}");
+        }
         return;
     }
     assert!(outcome["ready_ms"].as_f64().unwrap() > 0.0, "{v:#}");

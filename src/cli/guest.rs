@@ -42,6 +42,10 @@ pub struct VmArgs {
     /// Keep the guest console log in FILE.
     #[arg(long, value_name = "FILE")]
     pub console_log: Option<PathBuf>,
+    /// Extra kernel command-line arguments (e.g. `loglevel=7
+    /// earlyprintk=serial,ttyS0`), after ktstr's own.
+    #[arg(long, value_name = "ARGS", default_value = "")]
+    pub append: String,
 }
 
 /// A VM ready to start, with everything it needs on disk.
@@ -128,7 +132,7 @@ fn vm_spec(
     Ok(VmSpec {
         kernel: kernel.boot_image(),
         initramfs,
-        cmdline: cmdline::guest_cmdline(""),
+        cmdline: cmdline::guest_cmdline(&args.append),
         topology: args.topology,
         memory_mb: args
             .memory_mb

@@ -124,6 +124,7 @@ fn execute(ctx: &Context, job: ReadyJob) -> anyhow::Result<JobResult> {
         backend: args.backend,
         memory_mb: None,
         console_log: Some(run_dir.join(format!("{stem}.console.log"))),
+        append: String::new(),
     };
     let attach_s = launch.as_ref().map_or(0, |l| l.attach_timeout_s);
     let job = JobSpec {
