@@ -99,7 +99,24 @@ fn one_node_two_cpus() {
     let addresses = fields(fadt, "Address");
     // The last two are the sleep control and status registers.
     assert_eq!(addresses[addresses.len() - 2..], ["00000000000003C0"; 2]);
-    assert!(text(&all, "dsdt").contains("Name (_S5, Package (0x04)"));
+    let dsdt = text(&all, "dsdt");
+    assert!(dsdt.contains("Name (_S5, Package (0x04)"), "{dsdt}");
+    // Both UARTs, with their ports and interrupts (hardware-reduced ACPI
+    // maps ISA IRQs only for described devices).
+    for (name, port, irq) in [
+        ("COM1", "0x03F8", "0x00000004"),
+        ("COM2", "0x02F8", "0x00000003"),
+    ] {
+        let at = dsdt.find(&format!("Device (_SB.{name})")).expect(name);
+        let device = &dsdt[at..];
+        let device = &device[..device[1..].find("Device (").map_or(device.len(), |e| e + 1)];
+        assert!(device.contains("EisaId (\"PNP0501\")"), "{device}");
+        assert!(
+            device.contains(&format!("{port},             // Range Minimum")),
+            "{device}"
+        );
+        assert!(device.contains(&format!("{irq},")), "{device}");
+    }
     assert_eq!(count(text(&all, "xsdt"), "ACPI Table Address"), 3);
 }
 

@@ -1,6 +1,6 @@
 //! The ACPI tables of an x86_64 guest, built with `acpi_tables`: RSDP,
 //! XSDT, FADT (hardware-reduced, with a sleep control port for power-off),
-//! DSDT (`\_S5`), MADT (local APIC entries, x2APIC entries for IDs above
+//! DSDT (`\_S5`, the two UARTs), MADT (local APIC entries, x2APIC entries for IDs above
 //! 254, the IOAPIC), SRAT (CPU and memory affinity per NUMA node) and SLIT
 //! (node distances).
 //!
@@ -25,6 +25,7 @@ use zerocopy::{Immutable, IntoBytes};
 
 use super::apic_ids::ApicIds;
 use super::layout::{node_ranges, ACPI_END, IOAPIC_ADDRESS, LAPIC_ADDRESS, RSDP_ADDRESS};
+use super::serial::{COM1, COM1_GSI, COM2, COM2_GSI};
 use crate::error::VmError;
 
 /// The I/O port of the FADT's sleep control and status registers: writing
@@ -177,7 +178,23 @@ pub fn slit(t: &Topology) -> Vec<u8> {
     bytes_of(&slit)
 }
 
-/// The DSDT: only `\_S5`, what the guest's ACPI power-off needs.
+/// A 16550 (`PNP0501`) at `port` raising `gsi`, as `\_SB.name`.
+fn uart_device(name: &str, uid: u8, port: u16, gsi: u32) -> Vec<u8> {
+    let hid = aml::Name::new("_HID".into(), &aml::EISAName::new("PNP0501"));
+    let uid = aml::Name::new("_UID".into(), &uid);
+    let io = aml::IO::new(port, port, 1, 8);
+    let irq = aml::Interrupt::new(true, true, false, false, gsi);
+    let crs = aml::Name::new("_CRS".into(), &aml::ResourceTemplate::new(vec![&io, &irq]));
+    bytes_of(&aml::Device::new(
+        format!("_SB_.{name}").as_str().into(),
+        vec![&hid, &uid, &crs],
+    ))
+}
+
+/// The DSDT: `\_S5` (what the guest's ACPI power-off needs) and the two
+/// UARTs. Hardware-reduced ACPI has no legacy PIC, so Linux maps ISA
+/// IRQs only for devices the DSDT describes: without these, the 8250s
+/// would have no interrupt and `/dev/ttyS1` would not open.
 pub fn dsdt() -> Vec<u8> {
     let mut dsdt = Sdt::new(*b"DSDT", 36, 2, OEM_ID, OEM_TABLE_ID, 1);
     let s5 = aml::Name::new(
@@ -185,6 +202,8 @@ pub fn dsdt() -> Vec<u8> {
         &aml::Package::new(vec![&S5_SLEEP_TYPE, &0u8, &0u8, &0u8]),
     );
     dsdt.append_slice(&bytes_of(&s5));
+    dsdt.append_slice(&uart_device("COM1", 1, COM1, COM1_GSI));
+    dsdt.append_slice(&uart_device("COM2", 2, COM2, COM2_GSI));
     bytes_of(&dsdt)
 }
 

@@ -16,15 +16,12 @@ use vmm_sys_util::eventfd::EventFd;
 
 use super::apic_ids::ApicIds;
 use super::boot::{self, regs, BootSpec};
-use super::serial::{IrqTrigger, PortBus};
+use super::serial::{IrqTrigger, PortBus, COM1_GSI, COM2_GSI};
 use super::streams::{pipe, spawn_feeder, Port};
 use super::vcpu::{self, VcpuEnd};
 use super::{kick, vm::KvmVm};
 use crate::backend::{BackendExit, BackendKind, LaunchedVm, VmBackend, VmProcess, VmSpec};
 use crate::error::VmError;
-
-/// The legacy IRQs of COM1 and COM2.
-const COM_GSIS: (u32, u32) = (4, 3);
 
 /// The own KVM VMM.
 #[derive(Debug, Clone, Default)]
@@ -91,7 +88,7 @@ impl VmBackend for KvmBackend {
         let bus = Arc::new(PortBus::new(
             Box::new(console_out),
             Box::new(channel_out),
-            (irq(&vm, COM_GSIS.0)?, irq(&vm, COM_GSIS.1)?),
+            (irq(&vm, COM1_GSI)?, irq(&vm, COM2_GSI)?),
         ));
         spawn_feeder(console_in, Arc::downgrade(&bus), Port::Console);
         spawn_feeder(channel_in, Arc::downgrade(&bus), Port::Channel);

@@ -16,6 +16,10 @@ use vmm_sys_util::eventfd::EventFd;
 pub const COM1: u16 = 0x3f8;
 /// COM2 (the host/guest channel).
 pub const COM2: u16 = 0x2f8;
+/// COM1's interrupt (GSI, the ISA IRQ).
+pub const COM1_GSI: u32 = 4;
+/// COM2's interrupt.
+pub const COM2_GSI: u32 = 3;
 /// i8042 command port (writing 0xFE resets the machine).
 pub const I8042_COMMAND: u16 = 0x64;
 /// The hardware-reduced ACPI sleep control register (the FADT points
