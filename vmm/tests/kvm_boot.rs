@@ -282,3 +282,24 @@ fn the_session_times_out_a_hung_guest() {
     let console = std::fs::read_to_string(log).unwrap();
     assert!(console.contains("cmdline=wait"), "{console}");
 }
+
+#[test]
+fn check_refuses_what_this_kvm_cannot_run() {
+    if !kvm_here() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec(dir.path(), dir.path().join("none"), "x".into());
+    let backend = KvmBackend::new().unwrap();
+    spec.memory_mb = 16;
+    let err = backend.check(&spec).unwrap_err().to_string();
+    assert!(
+        err.contains("16 MiB") && err.contains("kvm backend"),
+        "{err}"
+    );
+    spec.memory_mb = 256;
+    // 4096 CPUs with SMT holes need APIC IDs beyond any KVM's limit.
+    spec.topology = "1n16l255c1t".parse().unwrap();
+    let err = backend.check(&spec).unwrap_err().to_string();
+    assert!(err.contains("1n16l255c1t"), "{err}");
+}

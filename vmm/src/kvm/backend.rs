@@ -58,6 +58,14 @@ impl VmBackend for KvmBackend {
                 ids.max_apic_id()
             )));
         }
+        let max_vcpus = kvm.get_max_vcpus();
+        if spec.topology.cpus() as usize > max_vcpus {
+            return Err(unsupported(format!(
+                "{} has {} CPUs, and this KVM runs at most {max_vcpus} vCPUs per VM",
+                spec.topology,
+                spec.topology.cpus()
+            )));
+        }
         if spec.memory_mb < 64 {
             return Err(unsupported(format!(
                 "{} MiB of memory is too little (64 MiB at least)",
