@@ -11,7 +11,7 @@ use crate::error::IoAt;
 use crate::VmError;
 
 /// Bumped when the image layout changes, so old bases are not reused.
-const FORMAT_VERSION: &str = "ktstr-initramfs-1";
+const FORMAT_VERSION: &str = "ktstr-initramfs-2";
 /// Base images kept; older ones are removed when a new one is written.
 const KEEP: usize = 8;
 

@@ -5,6 +5,7 @@
 mod cache;
 pub mod cpio;
 pub mod elf_deps;
+mod strip;
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -116,20 +117,32 @@ fn write_base<W: Write>(
     }
     w.char_device("/dev/console", 5, 1).map_err(err)?;
     for f in contents.primary() {
-        put_file(&mut w, &f.host, &f.guest)?;
+        // Only the agent is ours to strip; users' files go in as given.
+        let strip = f.host == contents.agent;
+        put_file(&mut w, &f.host, &f.guest, strip)?;
     }
     for (guest, host) in libs {
-        put_file(&mut w, host, guest)?;
+        put_file(&mut w, host, guest, false)?;
     }
     if Path::new(LD_SO_CACHE).is_file() {
-        put_file(&mut w, Path::new(LD_SO_CACHE), LD_SO_CACHE)?;
+        put_file(&mut w, Path::new(LD_SO_CACHE), LD_SO_CACHE, false)?;
     }
     w.finish().map_err(err)
 }
 
-fn put_file<W: Write>(w: &mut CpioWriter<W>, host: &Path, guest: &str) -> Result<(), VmError> {
+/// Adds `host` as `guest`; `strip` drops its debug info and section
+/// headers ([`strip::strip_executable`]).
+fn put_file<W: Write>(
+    w: &mut CpioWriter<W>,
+    host: &Path,
+    guest: &str,
+    strip: bool,
+) -> Result<(), VmError> {
     use std::os::unix::fs::PermissionsExt;
-    let data = std::fs::read(host).at(host)?;
+    let mut data = std::fs::read(host).at(host)?;
+    if strip {
+        data = strip::strip_executable(&data).unwrap_or(data);
+    }
     let mode = std::fs::metadata(host).at(host)?.permissions().mode();
     w.file(guest, mode, &data)
         .map_err(|e| VmError::Initramfs(format!("adding {}: {e}", host.display())))
