@@ -184,16 +184,15 @@ fn run_probe(
             .unwrap_or("")
             .trim()
             .to_string();
-        Err(if detail.is_empty() {
-            format!(
-                "a KVM guest did not reach its agent: {}",
-                outcome.headline()
-            )
+        let headline = outcome.headline();
+        // The own VMM's diagnostics repeat what its headline already says.
+        let said = detail
+            .split_once(": ")
+            .map_or(detail.as_str(), |(_, why)| why);
+        Err(if detail.is_empty() || headline.contains(said) {
+            format!("a KVM guest did not reach its agent: {headline}")
         } else {
-            format!(
-                "a KVM guest did not reach its agent: {} ({detail})",
-                outcome.headline()
-            )
+            format!("a KVM guest did not reach its agent: {headline} ({detail})")
         })
     }
 }
