@@ -303,3 +303,28 @@ fn check_refuses_what_this_kvm_cannot_run() {
     let err = backend.check(&spec).unwrap_err().to_string();
     assert!(err.contains("1n16l255c1t"), "{err}");
 }
+
+#[test]
+fn a_guest_flooding_an_undrained_console_cannot_hang_teardown() {
+    if !kvm_here() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), pvh_kernel(dir.path()), "flood".into());
+    let mut vm = KvmBackend::new().unwrap().launch(&spec).unwrap();
+    // Nobody reads the console: the pipe fills and the vCPU blocks in it.
+    thread::sleep(Duration::from_secs(2));
+    let start = Instant::now();
+    vm.process.kill();
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+    let exit = vm.process.try_wait().unwrap().unwrap();
+    assert!(!exit.success);
+    let diagnostics = vm.process.diagnostics();
+    assert!(diagnostics.contains("did not stop"), "{diagnostics}");
+    // Once the console is gone the blocked write fails and the thread ends.
+    drop(vm.console);
+}

@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kvm_ioctls::{Kvm, VcpuFd};
 use vmm_sys_util::eventfd::EventFd;
@@ -22,6 +22,9 @@ use super::vcpu::{self, VcpuEnd};
 use super::{kick, vm::KvmVm};
 use crate::backend::{BackendExit, BackendKind, LaunchedVm, VmBackend, VmProcess, VmSpec};
 use crate::error::VmError;
+
+/// How long stopping may take before a vCPU thread is given up on.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// The own KVM VMM.
 #[derive(Debug, Clone, Default)]
@@ -168,16 +171,32 @@ impl KvmVmProcess {
             return;
         }
         self.stop.store(true, Ordering::SeqCst);
+        let until = Instant::now() + STOP_GRACE;
         let mut ends = Vec::new();
+        let mut stuck = false;
         for t in self.threads.drain(..) {
-            while !t.is_finished() {
+            while !t.is_finished() && Instant::now() < until {
                 kick::kick(&t);
                 std::thread::sleep(Duration::from_millis(1));
             }
-            ends.push(
-                t.join()
-                    .unwrap_or_else(|_| VcpuEnd::Failed("vCPU thread panicked".into())),
-            );
+            if t.is_finished() {
+                ends.push(
+                    t.join()
+                        .unwrap_or_else(|_| VcpuEnd::Failed("vCPU thread panicked".into())),
+                );
+            } else {
+                // Blocked outside KVM_RUN (a UART write nobody drains):
+                // left detached rather than hanging the host.
+                stuck = true;
+                ends.push(VcpuEnd::Failed(format!(
+                    "vCPU thread did not stop within {} s",
+                    STOP_GRACE.as_secs()
+                )));
+            }
+        }
+        if stuck {
+            // A detached vCPU may still touch guest memory: never unmap it.
+            std::mem::forget(self.vm.take());
         }
         let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
         for (i, end) in ends.iter().enumerate() {

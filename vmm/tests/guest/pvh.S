@@ -10,7 +10,8 @@
  *   IN <the first byte read from COM2, or ? after a long wait>
  *
  * With a command line starting "wait", it spins forever after the first
- * line instead (for the host's kill and timeout paths).
+ * line instead (for the host's kill and timeout paths); with "flood", it
+ * writes 'x' to COM1 forever.
  *
  * writes "CHANNEL\n" on COM2, then powers off through the FADT's sleep
  * control port (SLP_TYP 5 | SLP_EN = 0x34 to port 0x3c0).
@@ -55,7 +56,13 @@ pvh_start:
     jne 1f
 spin:
     jmp spin
-1:
+1:  cmp dword ptr [esi], 0x6f6f6c66 /* "floo" */
+    jne 2f
+flood:
+    mov al, 'x'
+    call putc
+    jmp flood
+2:
     lea esi, s_rsdp
     call puts
     mov esi, [ebp + 32]          /* rsdp_paddr */
