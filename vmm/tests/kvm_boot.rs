@@ -53,6 +53,17 @@ fn spec(dir: &Path, kernel: PathBuf, cmdline: String) -> VmSpec {
     }
 }
 
+/// The tiny PVH kernel with `cmdline`, in a fresh directory; None (skip)
+/// without /dev/kvm.
+fn pvh_spec(cmdline: &str) -> Option<(tempfile::TempDir, VmSpec)> {
+    if !kvm_here() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), pvh_kernel(dir.path()), cmdline.into());
+    Some((dir, spec))
+}
+
 fn read_all(mut r: Box<dyn Read + Send>) -> thread::JoinHandle<String> {
     thread::spawn(move || {
         let mut s = Vec::new();
@@ -198,11 +209,9 @@ fn bzimage_gets_its_zero_page_in_long_mode() {
 
 #[test]
 fn kill_stops_a_spinning_guest_and_closes_its_streams() {
-    if !kvm_here() {
+    let Some((_dir, spec)) = pvh_spec("wait") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let spec = spec(dir.path(), pvh_kernel(dir.path()), "wait".into());
+    };
     let backend = KvmBackend::new().unwrap();
     let mut vm = backend.launch(&spec).unwrap();
     let mut console = String::new();
@@ -251,11 +260,9 @@ fn non_kernels_are_refused_before_any_vcpu_runs() {
 
 #[test]
 fn the_session_times_out_a_hung_guest() {
-    if !kvm_here() {
+    let Some((dir, mut spec)) = pvh_spec("wait") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mut spec = spec(dir.path(), pvh_kernel(dir.path()), "wait".into());
+    };
     spec.timeout = Duration::from_secs(2);
     let log = dir.path().join("console.log");
     let io = ktstr_vmm::session::SessionIo::logged(log.clone());
@@ -306,11 +313,9 @@ fn check_refuses_what_this_kvm_cannot_run() {
 
 #[test]
 fn a_guest_flooding_an_undrained_console_cannot_hang_teardown() {
-    if !kvm_here() {
+    let Some((_dir, spec)) = pvh_spec("flood") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let spec = spec(dir.path(), pvh_kernel(dir.path()), "flood".into());
+    };
     let mut vm = KvmBackend::new().unwrap().launch(&spec).unwrap();
     // Nobody reads the console: the pipe fills and the vCPU blocks in it.
     thread::sleep(Duration::from_secs(2));
