@@ -25,9 +25,19 @@ fn source(name: &str) -> String {
         .into_owned()
 }
 
+/// `as --64` of `name` (which includes `common.inc` beside it).
+fn assemble(dir: &Path, name: &str, object: &str) {
+    let include = source("");
+    tool(
+        dir,
+        "as",
+        &["--64", "-I", &include, "-o", object, &source(name)],
+    );
+}
+
 /// The PVH test kernel (an ELF with the Xen PHYS32_ENTRY note).
 pub fn pvh_kernel(dir: &Path) -> PathBuf {
-    tool(dir, "as", &["--64", "-o", "pvh.o", &source("pvh.S")]);
+    assemble(dir, "pvh.S", "pvh.o");
     tool(
         dir,
         "ld",
@@ -50,7 +60,7 @@ pub fn pvh_kernel(dir: &Path) -> PathBuf {
 
 /// The bzImage test kernel.
 pub fn bz_kernel(dir: &Path) -> PathBuf {
-    tool(dir, "as", &["--64", "-o", "bz.o", &source("bzimage.S")]);
+    assemble(dir, "bzimage.S", "bz.o");
     tool(
         dir,
         "objcopy",

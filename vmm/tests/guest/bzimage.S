@@ -102,7 +102,7 @@ map:
 
 modules:
     cmp dword ptr [rbp + 0x21c], 0
-    je input
+    je finish
     lea rsi, [rip + s_mod]
     call puts
     mov eax, [rbp + 0x218]       /* ramdisk_image */
@@ -116,83 +116,10 @@ modules:
     call putn
     call newline
 
-input:
-    lea rsi, [rip + s_in]
-    call puts
-    mov ecx, 2000000
-1:  mov dx, 0x2fd
-    in al, dx
-    test al, 1
-    jnz 2f
-    dec ecx
-    jnz 1b
-    mov al, '?'
-    jmp 3f
-2:  mov dx, 0x2f8
-    in al, dx
-3:  call putc
-    call newline
+    jmp finish
 
-    lea rsi, [rip + s_channel]
-4:  lodsb
-    test al, al
-    jz 5f
-    mov dx, 0x2f8
-    out dx, al
-    jmp 4b
-5:  mov dx, 0x3c0
-    mov al, 0x34
-    out dx, al
-    hlt
-    jmp 5b
-
-putc:
-    push rdx
-    mov dx, 0x3f8
-    out dx, al
-    pop rdx
-    ret
-puts:
-    push rsi
-1:  lodsb
-    test al, al
-    jz 2f
-    call putc
-    jmp 1b
-2:  pop rsi
-    ret
-putn:
-    push rsi
-    push rcx
-1:  lodsb
-    call putc
-    loop 1b
-    pop rcx
-    pop rsi
-    ret
-space:
-    mov al, ' '
-    jmp putc
-newline:
-    mov al, '\n'
-    jmp putc
-hex32:
-    push rcx
-    push rbx
-    mov ebx, eax
-    mov ecx, 8
-1:  rol ebx, 4
-    mov al, bl
-    and al, 0xf
-    add al, '0'
-    cmp al, '9'
-    jbe 2f
-    add al, 'a' - '0' - 10
-2:  call putc
-    loop 1b
-    pop rbx
-    pop rcx
-    ret
+    .set BITS, 64
+    .include "common.inc"
 
 s_loader:  .asciz "BZ loader="
 s_cr0:     .asciz " cr0="
@@ -200,8 +127,3 @@ s_cr4:     .asciz " cr4="
 s_efer:    .asciz " efer="
 s_cs:      .asciz " cs="
 s_cmdline: .asciz " cmdline="
-s_rsdp:    .asciz "RSDP "
-s_map:     .asciz "MAP "
-s_mod:     .asciz "MOD "
-s_in:      .asciz "IN "
-s_channel: .asciz "CHANNEL\n"

@@ -92,7 +92,7 @@ map:
 
 modules:
     cmp dword ptr [ebp + 12], 0  /* nr_modules */
-    je input
+    je finish
     mov edi, [ebp + 16]          /* modlist_paddr */
     lea esi, s_mod
     call puts
@@ -107,91 +107,12 @@ modules:
     call putn
     call newline
 
-input:
-    lea esi, s_in
-    call puts
-    mov ecx, 2000000
-1:  mov dx, 0x2fd                /* COM2 line status */
-    in al, dx
-    test al, 1
-    jnz 2f
-    dec ecx
-    jnz 1b
-    mov al, '?'
-    jmp 3f
-2:  mov dx, 0x2f8
-    in al, dx
-3:  call putc
-    call newline
+    jmp finish
 
-    lea esi, s_channel
-4:  lodsb
-    test al, al
-    jz 5f
-    mov dx, 0x2f8
-    out dx, al
-    jmp 4b
-5:  mov dx, 0x3c0
-    mov al, 0x34
-    out dx, al
-    hlt
-    jmp 5b
-
-/* COM1 output helpers; all preserve every register but EAX. */
-putc:                            /* AL */
-    push edx
-    mov dx, 0x3f8
-    out dx, al
-    pop edx
-    ret
-puts:                            /* ESI: NUL-terminated */
-    push esi
-1:  lodsb
-    test al, al
-    jz 2f
-    call putc
-    jmp 1b
-2:  pop esi
-    ret
-putn:                            /* ESI, ECX bytes */
-    push esi
-    push ecx
-1:  lodsb
-    call putc
-    loop 1b
-    pop ecx
-    pop esi
-    ret
-space:
-    mov al, ' '
-    jmp putc
-newline:
-    mov al, '\n'
-    jmp putc
-hex32:                           /* EAX as 8 hex digits */
-    push ecx
-    push ebx
-    mov ebx, eax
-    mov ecx, 8
-1:  rol ebx, 4
-    mov al, bl
-    and al, 0xf
-    add al, '0'
-    cmp al, '9'
-    jbe 2f
-    add al, 'a' - '0' - 10
-2:  call putc
-    loop 1b
-    pop ebx
-    pop ecx
-    ret
+    .set BITS, 32
+    .include "common.inc"
 
 s_magic:   .asciz "PVH magic="
 s_cr0:     .asciz " cr0="
 s_cs:      .asciz " cs="
 s_cmdline: .asciz " cmdline="
-s_rsdp:    .asciz "RSDP "
-s_map:     .asciz "MAP "
-s_mod:     .asciz "MOD "
-s_in:      .asciz "IN "
-s_channel: .asciz "CHANNEL\n"
