@@ -277,3 +277,56 @@ fn a_missing_scheduler_fails_before_boot() {
         "{out}"
     );
 }
+
+#[test]
+fn scx_central_attaches_with_its_enable_cpu_and_passes() {
+    // Without schedulers.toml's `enable_cpu = 0` its ops.init runs in a
+    // kernel helper on any CPU and refuses ("init from non-central CPU").
+    let Some(env) = VmEnv::new() else { return };
+    let (code, out, sidecar) = ktstr_run(
+        &env,
+        &[
+            "scenarios/basic/two_cgroups.rhai",
+            "--duration",
+            "4",
+            "--scheduler",
+            "scx_central",
+            "--topology",
+            "1n1l4c1t",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("PASS ["), "{out}");
+    let v = sidecar.expect("a sidecar");
+    assert!(v.to_string().contains("scx_central"), "{v:#}");
+}
+
+#[test]
+fn an_enable_cpu_outside_the_topology_fails_before_boot() {
+    let Some(env) = VmEnv::new() else { return };
+    let toml = env.cache.path().join("schedulers.toml");
+    std::fs::write(&toml, "[scheduler.scx_central]\nenable_cpu = 9\n").unwrap();
+    let toml = toml.to_string_lossy().into_owned();
+    let start = std::time::Instant::now();
+    let (code, out, _) = ktstr_run(
+        &env,
+        &[
+            "scenarios/basic/two_cgroups.rhai",
+            "--scheduler",
+            "scx_central",
+            "--topology",
+            "1n1l2c1t",
+            "--schedulers-toml",
+            &toml,
+        ],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("scheduler.scx_central.enable_cpu = 9") && out.contains("CPUs 0-1"),
+        "{out}"
+    );
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(20),
+        "no VM was booted"
+    );
+}

@@ -41,6 +41,13 @@ pub struct SchedulerLaunch {
     pub args: Vec<String>,
     /// Seconds to wait for it to attach.
     pub attach_timeout_s: u64,
+    /// The CPU the kernel's sched_ext enable helper kthread must be
+    /// created on: the agent pins kthreadd there while the scheduler
+    /// attaches (scx_central runs `ops.init` checks on its central CPU,
+    /// and in 6.12 `ops.init` runs in that helper). None: the kernel's
+    /// placement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_cpu: Option<u32>,
 }
 
 /// A fault the agent injects on purpose, so that ktstr's own tests can

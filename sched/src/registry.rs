@@ -7,6 +7,7 @@
 //! version = "1.1.4"              # pinned version (default: the newest)
 //! args = []                      # default arguments (--sched-arg replaces them)
 //! attach_timeout_s = 90          # how long it may take to attach
+//! enable_cpu = 0                 # CPU the kernel's enable helper must start on
 //! thresholds = { max_gap_ms = 3000 }   # between ktstr's defaults and the scenario's
 //! ```
 
@@ -34,6 +35,9 @@ pub struct SchedulerEntry {
     pub args: Vec<String>,
     /// Seconds it may take to attach.
     pub attach_timeout_s: Option<u64>,
+    /// The CPU the kernel's sched_ext enable helper must be created on
+    /// (see `ktstr_proto::SchedulerLaunch::enable_cpu`).
+    pub enable_cpu: Option<u32>,
     /// Its thresholds (names as in the verdict: `max_gap_ms`, ...).
     #[serde(default)]
     pub thresholds: BTreeMap<String, f64>,
@@ -140,7 +144,12 @@ mod tests {
         let e = t.entry("/opt/bin/scx_bpfland").unwrap();
         assert_eq!(e.version.as_deref(), Some("1.1.4"));
         assert_eq!(e.thresholds["max_gap_ms"], 3000.0);
+        assert_eq!(e.enable_cpu, None);
         assert!(t.entry("scx_other").is_none());
+        let central = parse("[scheduler.scx_central]\nenable_cpu = 0\n").unwrap();
+        assert_eq!(central.entry("scx_central").unwrap().enable_cpu, Some(0));
+        let e = parse("[scheduler.scx_central]\nenable_cpu = -1\n").unwrap_err();
+        assert!(e.to_string().contains("enable_cpu"), "{e}");
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ktstr_proto::SchedulerLaunch;
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
 
 const STATE: &str = "/sys/kernel/sched_ext/state";
 const OPS: &str = "/sys/kernel/sched_ext/root/ops";
@@ -56,10 +58,44 @@ pub fn kernel_lines() -> String {
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
+/// kthreadd pinned to one CPU, its former affinity restored on drop: the
+/// kthreads it creates meanwhile (sched_ext's enable helper) start there.
+struct KthreaddPin {
+    before: CpuSet,
+}
+
+/// kthreadd's PID.
+const KTHREADD: i32 = 2;
+
+impl KthreaddPin {
+    fn new(cpu: u32) -> Result<Self, String> {
+        let pid = Pid::from_raw(KTHREADD);
+        let comm = read_trim("/proc/2/comm");
+        if comm != "kthreadd" {
+            return Err(format!("PID 2 is `{comm}`, not kthreadd"));
+        }
+        let before = sched_getaffinity(pid).map_err(|e| format!("kthreadd's affinity: {e}"))?;
+        let mut only = CpuSet::new();
+        only.set(cpu as usize)
+            .map_err(|e| format!("enable_cpu {cpu}: {e}"))?;
+        sched_setaffinity(pid, &only)
+            .map_err(|e| format!("pinning kthreadd to CPU {cpu} (enable_cpu): {e}"))?;
+        Ok(KthreaddPin { before })
+    }
+}
+
+impl Drop for KthreaddPin {
+    fn drop(&mut self) {
+        let _ = sched_setaffinity(Pid::from_raw(KTHREADD), &self.before);
+    }
+}
+
 /// Starts the scheduler and waits until `state` is `enabled` and
 /// `root/ops` names it. A scheduler that exits first or never attaches is
-/// an error carrying its output and the kernel's lines.
+/// an error carrying its output and the kernel's lines. With
+/// `enable_cpu`, kthreadd stays pinned to that CPU until then.
 pub fn start(launch: &SchedulerLaunch) -> Result<RunningScheduler, String> {
+    let _pin = launch.enable_cpu.map(KthreaddPin::new).transpose()?;
     let log = File::create(LOG).map_err(|e| format!("{LOG}: {e}"))?;
     let err = log.try_clone().map_err(|e| format!("{LOG}: {e}"))?;
     let mut child = Command::new(&launch.path)

@@ -74,7 +74,7 @@ pub fn run_file(ctx: &mut Context, file: &Path, attempt: u32) -> anyhow::Result<
     }
     let kernel = ctx.kernel.as_ref().expect("kernel obtained");
     let (files, launch) = match &plan.scheduler {
-        Some(s) => match launch::resolve(s, kernel, ctx.registry, args.attach_timeout) {
+        Some(s) => match launch::resolve(s, kernel, ctx.registry, args.attach_timeout, topology) {
             Ok((f, l)) => (vec![f], Some(l)),
             Err(e) => return Ok(JobResult::failed(label, e)),
         },

@@ -11,6 +11,7 @@ use ktstr_engine::plan::SchedulerSpec;
 use ktstr_kernel::BootKernel;
 use ktstr_proto::SchedulerLaunch;
 use ktstr_sched::SchedulersToml;
+use ktstr_topology::Topology;
 use ktstr_vmm::initramfs::GuestFile;
 
 /// Seconds a scheduler may take to attach unless schedulers.toml or
@@ -32,6 +33,7 @@ pub fn resolve(
     kernel: &BootKernel,
     registry: &SchedulersToml,
     attach_timeout: Option<u64>,
+    topology: Topology,
 ) -> Result<(GuestFile, SchedulerLaunch), String> {
     let from_cache = match kernel {
         BootKernel::Entry(e) => e.scheduler(&s.name),
@@ -58,6 +60,14 @@ pub fn resolve(
     let attach_timeout_s = attach_timeout
         .or_else(|| entry.and_then(|e| e.attach_timeout_s))
         .unwrap_or(ATTACH_TIMEOUT_S);
+    let enable_cpu = entry.and_then(|e| e.enable_cpu);
+    if let Some(cpu) = enable_cpu.filter(|&c| c >= topology.cpus()) {
+        return Err(format!(
+            "scheduler.{}.enable_cpu = {cpu} in schedulers.toml, but {topology} has CPUs 0-{}",
+            s.name,
+            topology.cpus() - 1
+        ));
+    }
     let guest_path = format!("/sched/{base}");
     Ok((
         GuestFile {
@@ -69,6 +79,7 @@ pub fn resolve(
             ops_name: base.trim_start_matches("scx_").to_string(),
             args,
             attach_timeout_s,
+            enable_cpu,
         },
     ))
 }
