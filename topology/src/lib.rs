@@ -18,4 +18,4 @@ pub mod sysfs;
 
 pub use error::TopologyError;
 pub use layout::{CpuLayout, NumaNode};
-pub use spec::{Topology, LOCAL_DISTANCE, REMOTE_DISTANCE};
+pub use spec::{CpuPosition, Topology, LOCAL_DISTANCE, REMOTE_DISTANCE};

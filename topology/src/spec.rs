@@ -33,6 +33,17 @@ pub struct Topology {
     threads_per_core: u32,
 }
 
+/// A CPU's place in a [`Topology`] ([`Topology::cpu_position`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuPosition {
+    /// Its LLC.
+    pub llc: u32,
+    /// Its core within the LLC.
+    pub core: u32,
+    /// Its SMT thread within the core.
+    pub thread: u32,
+}
+
 /// The serialized form of [`Topology`], validated on the way in.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -145,6 +156,22 @@ impl Topology {
         llc / (self.llcs / self.numa_nodes)
     }
 
+    /// Where CPU `cpu` sits: its LLC, its core within the LLC and its
+    /// thread within the core.
+    pub fn cpu_position(&self, cpu: u32) -> CpuPosition {
+        let t = self.threads_per_core;
+        CpuPosition {
+            llc: cpu / self.cpus_per_llc(),
+            core: (cpu / t) % self.cores_per_llc,
+            thread: cpu % t,
+        }
+    }
+
+    /// The NUMA node CPU `cpu` belongs to.
+    pub fn node_of_cpu(&self, cpu: u32) -> u32 {
+        self.node_of_llc(cpu / self.cpus_per_llc())
+    }
+
     /// The CPUs sharing LLC `llc`.
     pub fn llc_cpus(&self, llc: u32) -> Vec<u32> {
         let per = self.cpus_per_llc();
@@ -248,6 +275,22 @@ impl FromStr for Topology {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_positions_and_nodes_follow_the_numbering() {
+        let t: Topology = "2n4l3c2t".parse().unwrap();
+        // CPU 7: thread 1 of core 0 of LLC 1 (6 CPUs per LLC), node 0.
+        let p = t.cpu_position(7);
+        assert_eq!((p.llc, p.core, p.thread), (1, 0, 1));
+        assert_eq!(t.node_of_cpu(7), 0);
+        assert_eq!(t.node_of_cpu(12), 1);
+        for node in 0..2 {
+            for cpu in t.node_cpus(node) {
+                assert_eq!(t.node_of_cpu(cpu), node);
+                assert!(t.llc_cpus(t.cpu_position(cpu).llc).contains(&cpu));
+            }
+        }
+    }
 
     #[test]
     fn parses_both_forms_and_displays() {

@@ -57,8 +57,8 @@ pub struct FdtSpec {
 /// CPU `cpu`'s MPIDR affinity: thread in Aff0, core in Aff1, LLC in
 /// Aff2 (each field 8 bits).
 pub fn mpidr(topology: &Topology, cpu: u32) -> Result<u64, VmError> {
-    let (t, c) = (topology.threads_per_core(), topology.cores_per_llc());
-    let fields = [cpu % t, (cpu / t) % c, cpu / (t * c)];
+    let p = topology.cpu_position(cpu);
+    let fields = [p.thread, p.core, p.llc];
     if fields.iter().any(|&f| f > 255) {
         return Err(VmError::Unsupported {
             backend: "kvm (aarch64)".into(),
@@ -136,7 +136,7 @@ fn cpus(fdt: &mut FdtWriter, t: &Topology, mpidrs: &[u64]) -> FdtWriterResult<()
         fdt.property_string("compatible", "arm,arm-v8")?;
         fdt.property_string("enable-method", "psci")?;
         fdt.property_array_u32("reg", &[(id >> 32) as u32, id as u32])?;
-        fdt.property_u32("numa-node-id", t.node_of_llc(cpu / t.cpus_per_llc()))?;
+        fdt.property_u32("numa-node-id", t.node_of_cpu(cpu))?;
         fdt.property_u32("next-level-cache", L2_PHANDLE + cpu / tpc)?;
         fdt.property_phandle(CPU_PHANDLE + cpu)?;
         fdt.end_node(n)?;

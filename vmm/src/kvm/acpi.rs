@@ -153,8 +153,7 @@ pub fn srat(ids: &ApicIds, memory_bytes: u64) -> Vec<u8> {
     let mut srat = Sdt::new(*b"SRAT", 48, 3, OEM_ID, OEM_TABLE_ID, 1);
     srat.write_u32(36, 1); // reserved, 1 for compatibility
     for (cpu, id) in ids.all().into_iter().enumerate() {
-        let node = t.node_of_llc(cpu as u32 / t.cpus_per_llc());
-        srat.append_slice(&cpu_affinity(id, node));
+        srat.append_slice(&cpu_affinity(id, t.node_of_cpu(cpu as u32)));
     }
     for (node, start, len) in node_ranges(memory_bytes, t.numa_nodes()) {
         let m = MemoryAffinity::new(node, start, len).enabled();

@@ -55,12 +55,8 @@ impl ApicIds {
     /// The APIC ID of CPU `cpu` (CPUs numbered as [`Topology`] numbers
     /// them: thread fastest, then core, then LLC).
     pub fn apic_id(&self, cpu: u32) -> u32 {
-        let t = self.topology.threads_per_core();
-        let c = self.topology.cores_per_llc();
-        let thread = cpu % t;
-        let core = (cpu / t) % c;
-        let llc = cpu / (c * t);
-        (llc << self.package_shift()) | (core << self.thread_bits) | thread
+        let p = self.topology.cpu_position(cpu);
+        (p.llc << self.package_shift()) | (p.core << self.thread_bits) | p.thread
     }
 
     /// Every CPU's APIC ID, in CPU order.

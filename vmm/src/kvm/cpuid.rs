@@ -161,7 +161,7 @@ fn topology_leaf(function: u32, ids: &ApicIds, apic: u32) -> Vec<kvm_cpuid_entry
 fn amd_topology(ids: &ApicIds, cpu: u32, apic: u32) -> kvm_cpuid_entry2 {
     let t = ids.topology();
     let core_id = (apic >> ids.smt_shift()) & 0xff;
-    let node = t.node_of_llc(cpu / t.cpus_per_llc());
+    let node = t.node_of_cpu(cpu);
     let ebx = ((t.threads_per_core() - 1) << 8) | core_id;
     entry(0x8000_001E, 0, [apic, ebx, node & 0xff, 0], false)
 }
@@ -258,7 +258,7 @@ mod tests {
             if vendor_ebx == AMD {
                 let e = tb.iter().find(|e| e.function == 0x8000_001E).unwrap();
                 assert_eq!(e.eax, apic);
-                let node = t.node_of_llc(c as u32 / t.cpus_per_llc());
+                let node = t.node_of_cpu(c as u32);
                 assert_eq!(e.ecx, node, "{t} cpu {c}");
                 let ext = tb.iter().find(|e| e.function == 0x8000_0001).unwrap();
                 assert_ne!(ext.ecx & (1 << 22), 0);
