@@ -19,6 +19,7 @@ mod error;
 pub mod initramfs;
 #[cfg(target_arch = "x86_64")]
 pub mod kvm;
+pub mod numa;
 mod outcome;
 pub mod probe;
 pub mod qemu;

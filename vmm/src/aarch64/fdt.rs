@@ -104,21 +104,15 @@ fn chosen(fdt: &mut FdtWriter, spec: &FdtSpec) -> FdtWriterResult<()> {
     fdt.end_node(node)
 }
 
-/// One memory node per NUMA node: RAM cut into equal slices in order.
+/// One memory node per NUMA node ([`crate::numa::node_slices`]).
 fn memory(fdt: &mut FdtWriter, spec: &FdtSpec) -> FdtWriterResult<()> {
-    let nodes = u64::from(spec.topology.numa_nodes());
-    let per_node = spec.memory_bytes / nodes;
-    for node in 0..nodes {
-        let start = RAM_START + node * per_node;
-        let len = if node + 1 == nodes {
-            spec.memory_bytes - node * per_node
-        } else {
-            per_node
-        };
+    let slices = crate::numa::node_slices(spec.memory_bytes, spec.topology.numa_nodes());
+    for (node, offset, len) in slices {
+        let start = RAM_START + offset;
         let n = fdt.begin_node(&format!("memory@{start:x}"))?;
         fdt.property_string("device_type", "memory")?;
         fdt.property_array_u64("reg", &[start, len])?;
-        fdt.property_u32("numa-node-id", node as u32)?;
+        fdt.property_u32("numa-node-id", node)?;
         fdt.end_node(n)?;
     }
     Ok(())

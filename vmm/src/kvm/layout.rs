@@ -121,27 +121,19 @@ pub fn e820_map(bytes: u64) -> Vec<E820Entry> {
     map
 }
 
-/// Each NUMA node's RAM as `(node, start, length)`: RAM is cut into
-/// `nodes` equal slices in order (the last takes the remainder), and a
-/// slice that spans the hole becomes two ranges.
+/// Each NUMA node's RAM as `(node, start, length)`: the node's slice
+/// ([`crate::numa::node_slices`]), and a slice that spans the hole
+/// becomes two ranges.
 pub fn node_ranges(bytes: u64, nodes: u32) -> Vec<(u32, u64, u64)> {
-    let nodes = u64::from(nodes.max(1));
-    let per_node = bytes / nodes;
     let mut out = Vec::new();
-    for node in 0..nodes {
-        let first = node * per_node;
-        let end = if node + 1 == nodes {
-            bytes
-        } else {
-            first + per_node
-        };
-        let mut at = first;
+    for (node, first, len) in crate::numa::node_slices(bytes, nodes) {
+        let (mut at, end) = (first, first + len);
         if at < MMIO_HOLE_START && end > MMIO_HOLE_START {
-            out.push((node as u32, at, MMIO_HOLE_START - at));
+            out.push((node, at, MMIO_HOLE_START - at));
             at = MMIO_HOLE_START;
         }
         if end > at {
-            out.push((node as u32, ram_address(at), end - at));
+            out.push((node, ram_address(at), end - at));
         }
     }
     out
