@@ -16,10 +16,11 @@ use vmm_sys_util::eventfd::EventFd;
 
 use super::apic_ids::ApicIds;
 use super::boot::{self, regs, BootSpec};
+use super::kick;
 use super::serial::{IrqTrigger, PortBus, COM1_GSI, COM2_GSI};
 use super::streams::{pipe, spawn_feeder, Port};
 use super::vcpu::{self, VcpuEnd};
-use super::{kick, vm::KvmVm};
+use super::vm::{check_fits, KvmVm};
 use crate::backend::{BackendExit, BackendKind, LaunchedVm, VmBackend, VmProcess, VmSpec};
 use crate::error::VmError;
 
@@ -48,32 +49,15 @@ impl VmBackend for KvmBackend {
 
     fn check(&self, spec: &VmSpec) -> Result<(), VmError> {
         let kvm = Kvm::new().map_err(|e| VmError::kvm("open /dev/kvm", e))?;
-        let ids = ApicIds::new(spec.topology);
-        let max_id = kvm.get_max_vcpu_id() as u64;
-        let unsupported = |reason: String| VmError::Unsupported {
-            backend: "kvm".into(),
-            reason,
-        };
-        if u64::from(ids.max_apic_id()) >= max_id {
-            return Err(unsupported(format!(
-                "{} needs APIC ID {}, and this KVM allows vCPU IDs below {max_id}",
-                spec.topology,
-                ids.max_apic_id()
-            )));
-        }
-        let max_vcpus = kvm.get_max_vcpus();
-        if spec.topology.cpus() as usize > max_vcpus {
-            return Err(unsupported(format!(
-                "{} has {} CPUs, and this KVM runs at most {max_vcpus} vCPUs per VM",
-                spec.topology,
-                spec.topology.cpus()
-            )));
-        }
+        check_fits(&kvm, &ApicIds::new(spec.topology))?;
         if spec.memory_mb < 64 {
-            return Err(unsupported(format!(
-                "{} MiB of memory is too little (64 MiB at least)",
-                spec.memory_mb
-            )));
+            return Err(VmError::Unsupported {
+                backend: "kvm".into(),
+                reason: format!(
+                    "{} MiB of memory is too little (64 MiB at least)",
+                    spec.memory_mb
+                ),
+            });
         }
         Ok(())
     }

@@ -28,22 +28,37 @@ pub struct KvmVm {
     ids: ApicIds,
 }
 
+/// Whether `kvm` can run a VM with `ids`' topology: every APIC ID a valid
+/// vCPU ID, no more vCPUs than it allows per VM.
+pub fn check_fits(kvm: &Kvm, ids: &ApicIds) -> Result<(), VmError> {
+    let topology = ids.topology();
+    let unsupported = |reason: String| VmError::Unsupported {
+        backend: "kvm".into(),
+        reason,
+    };
+    let max_id = kvm.get_max_vcpu_id() as u64;
+    if u64::from(ids.max_apic_id()) >= max_id {
+        return Err(unsupported(format!(
+            "{topology} needs APIC ID {}, and this KVM allows vCPU IDs below {max_id}",
+            ids.max_apic_id()
+        )));
+    }
+    let max_vcpus = kvm.get_max_vcpus();
+    if topology.cpus() as usize > max_vcpus {
+        return Err(unsupported(format!(
+            "{topology} has {} CPUs, and this KVM runs at most {max_vcpus} vCPUs per VM",
+            topology.cpus()
+        )));
+    }
+    Ok(())
+}
+
 impl KvmVm {
     /// Opens /dev/kvm and creates a VM of `topology` with `memory_bytes`.
     pub fn new(topology: Topology, memory_bytes: u64) -> Result<Self, VmError> {
         let kvm = Kvm::new().map_err(|e| VmError::kvm("open /dev/kvm", e))?;
         let ids = ApicIds::new(topology);
-        let max_id = kvm.get_max_vcpu_id() as u64;
-        if u64::from(ids.max_apic_id()) >= max_id {
-            return Err(VmError::Unsupported {
-                backend: "kvm".into(),
-                reason: format!(
-                    "APIC ID {} exceeds this KVM's largest vCPU ID {}",
-                    ids.max_apic_id(),
-                    max_id - 1
-                ),
-            });
-        }
+        check_fits(&kvm, &ids)?;
         let fd = kvm.create_vm().map_err(|e| VmError::kvm("create VM", e))?;
         fd.set_tss_address(TSS_ADDRESS)
             .map_err(|e| VmError::kvm("set TSS address", e))?;
