@@ -59,16 +59,6 @@ impl BootKernel {
             _ => self.boot_image(),
         }
     }
-
-    /// The image `backend` (a backend's name: `kvm` is the own VMM)
-    /// boots.
-    pub fn image_for(&self, backend: &str) -> PathBuf {
-        if backend == "kvm" {
-            self.own_vmm_image()
-        } else {
-            self.boot_image()
-        }
-    }
 }
 
 /// What an identifier denotes before anything is built.

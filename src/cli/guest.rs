@@ -104,7 +104,7 @@ pub fn prepare(
     let base = cache.base(&contents, Compression::for_kernel_config(config.as_deref()))?;
     let mut spec = vm_spec(args, kernel, &base, &job, work.path(), timeout)?;
     let (kind, probe) = choose_backend(args.backend, &spec, kernel, &base, &layout)?;
-    spec.kernel = kernel.image_for(kind.name());
+    spec.kernel = image_for(kind, kernel);
     let console_log = args
         .console_log
         .clone()
@@ -167,7 +167,7 @@ fn choose_backend(
         probe_spec.memory_mb = VmSpec::default_memory_mb(&probe_spec.topology);
         probe_spec.initramfs = dir.path().join("initramfs");
         probe_spec.timeout = probe::probe_timeout(backend.kind());
-        probe_spec.kernel = kernel.image_for(backend.kind().name());
+        probe_spec.kernel = image_for(backend.kind(), kernel);
         probe_spec.work_dir = dir.path().to_path_buf();
         initramfs::assemble(
             &base.path,
@@ -181,6 +181,15 @@ fn choose_backend(
         eprintln!("probing whether KVM boots guests on this host (once per host)...");
     }
     Ok(probe::select(choice, &probe, &mut boot))
+}
+
+/// The image `kind` boots: the own VMM takes the uncompressed `vmlinux`
+/// through PVH where there is one, QEMU the bzImage.
+fn image_for(kind: BackendKind, kernel: &BootKernel) -> PathBuf {
+    match kind {
+        BackendKind::Kvm => kernel.own_vmm_image(),
+        _ => kernel.boot_image(),
+    }
 }
 
 /// The guest agent: `$KTSTR_GUEST_AGENT`, else beside this executable.
