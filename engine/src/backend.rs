@@ -3,7 +3,7 @@
 //! [`Recorder`] collects actions into a [`Plan`]; inside the guest a live
 //! backend executes them as they come (the REPL).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use crate::claims::Claim;
@@ -30,7 +30,16 @@ pub enum Action {
     Topology(ktstr_topology::Topology),
     /// A constraint setter (`min_llcs(2)`, ...), applied to the current
     /// constraints.
-    Constrain(fn(&mut TopologyConstraints, u32), u32),
+    Constrain {
+        /// The script function that sets it (`min_llcs`).
+        name: &'static str,
+        /// Sets the bound.
+        set: fn(&mut TopologyConstraints, u32),
+        /// The bound.
+        value: u32,
+        /// Where the script set it.
+        at: SourcePos,
+    },
     /// `scheduler(name, args)`.
     Scheduler(SchedulerSpec),
     /// `threshold(name, value)`.
@@ -39,8 +48,12 @@ pub enum Action {
     KernelMin(String),
     /// `kernel_config(option)`.
     KernelConfig(String),
-    /// A cgroup that exists from the start (or its new definition).
+    /// A new cgroup that exists from the start. Its name is its identity:
+    /// a second definition of the same name is a duplicate.
     Cgroup(CgroupDef),
+    /// A new definition of the cgroup of the same name (a handle's
+    /// `.cpuset(...)`, `.nice(...)`, ...).
+    UpdateCgroup(CgroupDef),
     /// A step: ops then hold.
     Step(Step),
     /// A claim.
@@ -68,6 +81,8 @@ pub struct Recorder {
     thresholds: BTreeMap<String, f64>,
     kernel: KernelReq,
     cgroups: Vec<CgroupDef>,
+    /// Name to the index of its newest definition in `cgroups`.
+    cgroup_index: HashMap<String, usize>,
     steps: Vec<Step>,
     claims: Vec<Claim>,
 }
@@ -87,8 +102,14 @@ impl ScenarioBackend for Recorder {
             }
             Action::Duration(s) => self.duration_s = Some(s),
             Action::Topology(t) => self.fixed = Some(t),
-            Action::Constrain(set, v) => {
-                set(&mut self.constraints, v);
+            Action::Constrain {
+                name,
+                set,
+                value,
+                at,
+            } => {
+                set(&mut self.constraints, value);
+                self.constraints.at.insert(name.to_string(), at);
                 self.constrained = true;
             }
             Action::Scheduler(s) => self.scheduler = Some(s),
@@ -97,9 +118,14 @@ impl ScenarioBackend for Recorder {
             }
             Action::KernelMin(v) => self.kernel.min_version = Some(v),
             Action::KernelConfig(o) => self.kernel.config.push(o),
-            Action::Cgroup(def) => match self.cgroups.iter_mut().find(|c| c.at == def.at) {
-                Some(existing) => *existing = def,
-                None => self.cgroups.push(def),
+            Action::Cgroup(def) => {
+                self.cgroup_index
+                    .insert(def.name.clone(), self.cgroups.len());
+                self.cgroups.push(def);
+            }
+            Action::UpdateCgroup(def) => match self.cgroup_index.get(&def.name) {
+                Some(&i) => self.cgroups[i] = def,
+                None => return Err(format!("no cgroup `{}` to change", def.name)),
             },
             Action::Step(s) => self.steps.push(s),
             Action::Claim(c) => self.claims.push(c),

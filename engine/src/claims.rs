@@ -6,7 +6,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::plan::SourcePos;
 use crate::results::{RunResults, WorkerResults};
+
+/// How deeply a metric expression may nest (`a / (b + (c * ...))`). The
+/// guest reads the Plan with serde_json, whose nesting limit is 128; an
+/// expression is a few JSON levels per node.
+pub const MAX_EXPR_DEPTH: usize = 24;
 
 /// Whose numbers a metric reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,10 +114,8 @@ pub enum Predicate {
 pub struct Claim {
     /// The claim as written in the script.
     pub label: String,
-    /// Where it is (1-based line and column).
-    pub line: usize,
-    /// Column of the `claim` call.
-    pub col: usize,
+    /// Where the `claim` call is.
+    pub at: SourcePos,
     /// The number judged.
     pub expr: MetricExpr,
     /// The test it must pass.
@@ -144,6 +148,14 @@ pub struct ClaimOutcome {
 }
 
 impl MetricExpr {
+    /// How many levels the expression nests (a metric or constant is 1).
+    pub fn depth(&self) -> usize {
+        match self {
+            MetricExpr::Metric { .. } | MetricExpr::Const { .. } => 1,
+            MetricExpr::Binary { lhs, rhs, .. } => 1 + lhs.depth().max(rhs.depth()),
+        }
+    }
+
     /// Every cgroup name this expression reads.
     pub fn cgroups(&self) -> Vec<&str> {
         match self {
@@ -238,6 +250,29 @@ fn metric(r: &RunResults, scope: &Scope, name: &str) -> Result<f64, String> {
 }
 
 impl Predicate {
+    /// Why the predicate cannot judge anything, if it cannot: a bound that
+    /// is not a finite number, or bounds in the wrong order.
+    pub fn problem(&self) -> Option<String> {
+        let (name, bounds): (&str, Vec<f64>) = match self {
+            Predicate::AtMost { limit } => ("at_most", vec![*limit]),
+            Predicate::AtLeast { limit } => ("at_least", vec![*limit]),
+            Predicate::Eq { expected } => ("eq", vec![*expected]),
+            Predicate::Between { lo, hi } => ("between", vec![*lo, *hi]),
+            Predicate::IsFinite => return None,
+        };
+        let shown: Vec<String> = bounds.iter().map(f64::to_string).collect();
+        let call = format!("{name}({})", shown.join(", "));
+        if bounds.iter().any(|b| !b.is_finite()) {
+            return Some(format!("{call}: bounds must be finite numbers"));
+        }
+        match self {
+            Predicate::Between { lo, hi } if lo > hi => {
+                Some(format!("{call}: the bounds are reversed"))
+            }
+            _ => None,
+        }
+    }
+
     /// Whether `v` passes.
     pub fn holds(&self, v: f64) -> bool {
         match self {
@@ -315,8 +350,7 @@ mod tests {
         assert!((m(a(), "spread").eval(&r).unwrap() - 20.0).abs() < 1e-9);
         let claim = Claim {
             label: "spread".into(),
-            line: 1,
-            col: 1,
+            at: SourcePos::default(),
             expr: m(a(), "spread"),
             predicate: Predicate::AtMost { limit: 15.0 },
         };
@@ -333,8 +367,7 @@ mod tests {
         };
         let claim = Claim {
             label: "ratio".into(),
-            line: 1,
-            col: 1,
+            at: SourcePos::default(),
             expr: ratio,
             predicate: Predicate::IsFinite,
         };

@@ -45,15 +45,22 @@ fn return_types(sigs: &Signatures) -> HashMap<String, String> {
 fn fix_returns(text: &str, returns: &HashMap<String, String>) -> String {
     text.lines()
         .map(|line| {
-            let Some(head) = line
-                .strip_suffix(" -> EvalAltResult>>;")
-                .and_then(|h| h.strip_prefix("fn "))
+            let Some(body) = line.strip_suffix(" -> EvalAltResult>>;") else {
+                return line.to_string();
+            };
+            let Some((kind, head)) = ["fn ", "op "]
+                .iter()
+                .find_map(|k| body.strip_prefix(k).map(|h| (k, h)))
             else {
                 return line.to_string();
             };
-            let key = head.replace("_: ", "").replacen("get ", "get$", 1);
+            let key = head
+                .replace("_: ", "")
+                .replace(", ", ",")
+                .replace(',', ", ")
+                .replacen("get ", "get$", 1);
             match returns.get(&key) {
-                Some(ret) => format!("fn {head} -> {ret};"),
+                Some(ret) => format!("{kind}{head} -> {ret};"),
                 None => line.to_string(),
             }
         })

@@ -17,7 +17,15 @@ pub struct Diagnostic {
     pub message: String,
     /// How to fix it, when known.
     pub help: Option<String>,
+    /// How the script got there (the call or import that led into another
+    /// file), innermost first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
+
+/// Characters of a source line shown on each side of the column: a very
+/// long line is clipped around the caret.
+const CONTEXT_CHARS: usize = 60;
 
 impl Diagnostic {
     /// A diagnostic at `line:col` of `file`.
@@ -28,7 +36,14 @@ impl Diagnostic {
             col,
             message: message.into(),
             help: None,
+            notes: Vec::new(),
         }
+    }
+
+    /// The same with a note on how the script got there.
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
     }
 
     /// The same with a help line.
@@ -47,9 +62,10 @@ impl Diagnostic {
         if let Some(text) = self.line.checked_sub(1).and_then(|i| source.lines().nth(i)) {
             let num = self.line.to_string();
             let pad = " ".repeat(num.len());
+            let (text, caret_col) = clip(text, self.col.saturating_sub(1));
             let caret_at: String = text
                 .chars()
-                .take(self.col.saturating_sub(1))
+                .take(caret_col)
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
             out.push_str(&format!("{pad} |\n{num} | {text}\n{pad} | {caret_at}^\n"));
@@ -57,8 +73,34 @@ impl Diagnostic {
         if let Some(h) = &self.help {
             out.push_str(&format!("  = help: {h}\n"));
         }
+        for n in &self.notes {
+            out.push_str(&format!("  = note: {n}\n"));
+        }
         out
     }
+}
+
+/// `line` clipped to [`CONTEXT_CHARS`] on each side of character `col`
+/// (marked `...` where cut), and the column within what is shown.
+fn clip(line: &str, col: usize) -> (String, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    let col = col.min(chars.len());
+    let from = col.saturating_sub(CONTEXT_CHARS);
+    let to = (col + CONTEXT_CHARS).min(chars.len());
+    if from == 0 && to == chars.len() {
+        return (line.to_string(), col);
+    }
+    let mut shown = String::new();
+    let mut caret = col - from;
+    if from > 0 {
+        shown.push_str("...");
+        caret += 3;
+    }
+    shown.extend(&chars[from..to]);
+    if to < chars.len() {
+        shown.push_str("...");
+    }
+    (shown, caret)
 }
 
 impl fmt::Display for Diagnostic {
@@ -83,5 +125,17 @@ mod tests {
         assert!(r.contains("2 | let x = 1;\n  |     ^"), "{r}");
         assert!(r.ends_with("= help: fix it\n"), "{r}");
         assert_eq!(d.to_string(), "s.rhai:2:5: bad");
+    }
+
+    #[test]
+    fn long_lines_are_clipped_around_the_caret() {
+        let line = format!("{}X{}", "a".repeat(100_000), "b".repeat(100_000));
+        let d = Diagnostic::new("s.rhai", 1, 100_001, "here");
+        let r = d.render(&line);
+        assert!(r.len() < 400, "{} bytes", r.len());
+        let shown = r.lines().nth(3).unwrap();
+        let caret = r.lines().nth(4).unwrap();
+        assert_eq!(shown.find('X'), caret.find('^'), "{r}");
+        assert!(shown.contains("...a") && shown.contains("b..."), "{r}");
     }
 }

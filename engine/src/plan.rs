@@ -13,13 +13,44 @@ use crate::work::Work;
 /// Default scenario length in seconds.
 pub const DEFAULT_DURATION_S: f64 = 10.0;
 
-/// A place in the script (1-based).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The longest scenario, in seconds.
+pub const MAX_DURATION_S: f64 = 3600.0;
+
+/// Why `secs` cannot be a scenario's duration, if it cannot: it must be
+/// more than 0 and at most [`MAX_DURATION_S`] (NaN and infinities are
+/// not).
+pub fn check_duration(secs: f64) -> Result<(), String> {
+    if secs > 0.0 && secs <= MAX_DURATION_S {
+        return Ok(());
+    }
+    Err(format!(
+        "duration must be more than 0 and at most {MAX_DURATION_S} s, not {secs}"
+    ))
+}
+
+/// A place in a script (1-based line and column).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourcePos {
     /// Line.
     pub line: usize,
     /// Column.
     pub col: usize,
+    /// The file, when it is not the scenario's own script: an imported
+    /// module's path, or [`crate::check::STDLIB_FILE`] for the stdlib.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// For a position in another file: the call in the scenario's own
+    /// script that led there (`k::steady(...)` for a cgroup the stdlib
+    /// defines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Box<SourcePos>>,
+}
+
+impl SourcePos {
+    /// The file this position is in: its own, else `main` (the scenario's).
+    pub fn file_or<'a>(&'a self, main: &'a str) -> &'a str {
+        self.file.as_deref().unwrap_or(main)
+    }
 }
 
 /// A recorded scenario.
@@ -83,18 +114,59 @@ pub struct TopologyConstraints {
     pub max_numa_nodes: Option<u32>,
     /// SMT (two or more threads per core) required.
     pub requires_smt: bool,
+    /// Where the script set each bound, by its function name
+    /// (`min_llcs`, `requires_smt`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub at: BTreeMap<String, SourcePos>,
 }
 
 impl TopologyConstraints {
     /// Whether `t` is within the bounds.
     pub fn accepts(&self, t: &Topology) -> bool {
-        let within = |v: u32, lo: Option<u32>, hi: Option<u32>| {
-            lo.is_none_or(|l| v >= l) && hi.is_none_or(|h| v <= h)
+        self.violations(t).is_empty()
+    }
+
+    /// Each bound `t` breaks: (the bound's function name, why).
+    pub fn violations(&self, t: &Topology) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let mut lower = |name: &'static str, bound: Option<u32>, have: u32, what: &str| {
+            if let Some(b) = bound.filter(|&b| have < b) {
+                out.push((name, format!("{name}({b}): {t} has {have} {what}")));
+            }
         };
-        within(t.llcs(), self.min_llcs, self.max_llcs)
-            && within(t.cpus(), self.min_cpus, self.max_cpus)
-            && within(t.numa_nodes(), self.min_numa_nodes, self.max_numa_nodes)
-            && (!self.requires_smt || t.threads_per_core() > 1)
+        lower("min_llcs", self.min_llcs, t.llcs(), "LLCs");
+        lower("min_cpus", self.min_cpus, t.cpus(), "CPUs");
+        lower(
+            "min_numa_nodes",
+            self.min_numa_nodes,
+            t.numa_nodes(),
+            "NUMA nodes",
+        );
+        let mut upper = |name: &'static str, bound: Option<u32>, have: u32, what: &str| {
+            if let Some(b) = bound.filter(|&b| have > b) {
+                out.push((name, format!("{name}({b}): {t} has {have} {what}")));
+            }
+        };
+        upper("max_llcs", self.max_llcs, t.llcs(), "LLCs");
+        upper("max_cpus", self.max_cpus, t.cpus(), "CPUs");
+        upper(
+            "max_numa_nodes",
+            self.max_numa_nodes,
+            t.numa_nodes(),
+            "NUMA nodes",
+        );
+        if self.requires_smt && t.threads_per_core() < 2 {
+            out.push((
+                "requires_smt",
+                format!("requires_smt(): {t} has 1 thread per core"),
+            ));
+        }
+        out
+    }
+
+    /// Where the script set bound `name`, if it did.
+    pub fn position(&self, name: &str) -> Option<&SourcePos> {
+        self.at.get(name)
     }
 
     /// The smallest gauntlet preset within the bounds.
@@ -162,6 +234,37 @@ pub struct CgroupDef {
     pub comm: Option<String>,
     /// Where the script defined it.
     pub at: SourcePos,
+}
+
+/// The longest cgroup name, in bytes.
+pub const MAX_CGROUP_NAME: usize = 64;
+
+/// Why `name` cannot name a cgroup, if it cannot. A name becomes a
+/// directory in the guest's cgroup tree beside the kernel's interface
+/// files (which all contain a `.`) and ktstr's own `_workers` leaf, so it
+/// is 1 to [`MAX_CGROUP_NAME`] ASCII letters, digits, `_` and `-`, starting
+/// with a letter or digit.
+pub fn check_cgroup_name(name: &str) -> Result<(), String> {
+    let shown = format!("{name:?}");
+    let shown: String = shown.chars().take(40).collect();
+    let problem = if name.is_empty() {
+        "is empty".to_string()
+    } else if name.len() > MAX_CGROUP_NAME {
+        format!(
+            "is {} bytes; at most {MAX_CGROUP_NAME} are allowed",
+            name.len()
+        )
+    } else if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        "must start with a letter or digit".to_string()
+    } else if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        "may hold only ASCII letters, digits, `_` and `-`".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(format!("cgroup name {shown} {problem}"))
 }
 
 /// How long a step holds after its ops.

@@ -18,6 +18,24 @@ pub fn threshold_names() -> Vec<&'static str> {
     DEFAULT_THRESHOLDS.iter().map(|(k, _)| *k).collect()
 }
 
+/// Why `value` cannot be threshold `name`, if it cannot: the one rule a
+/// script's `threshold(...)`, `--threshold` and schedulers.toml share.
+pub fn check_threshold(name: &str, value: f64) -> Result<(), String> {
+    let known = threshold_names();
+    if !known.contains(&name) {
+        return Err(format!(
+            "unknown threshold `{name}` (known: {})",
+            known.join(", ")
+        ));
+    }
+    if !value.is_finite() || value < 0.0 {
+        return Err(format!(
+            "threshold `{name}`: {value} is not a finite number >= 0"
+        ));
+    }
+    Ok(())
+}
+
 /// How a run came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -97,6 +115,11 @@ pub fn judge(
     failures: Vec<String>,
 ) -> Verdict {
     let mut reasons = failures;
+    for (k, v) in &thresholds {
+        if let Err(why) = check_threshold(k, *v) {
+            reasons.push(why);
+        }
+    }
     reasons.extend(default_checks(plan, topology, results, &thresholds));
     let claims: Vec<ClaimOutcome> = plan.claims.iter().map(|c| c.evaluate(results)).collect();
     for c in &claims {
@@ -290,6 +313,35 @@ mod tests {
         );
         let v = judge(&p, &t, &r, th, vec!["scheduler died".into()]);
         assert_eq!((v.outcome, v.outcome.exit_code()), (Outcome::Fail, 1));
+    }
+
+    #[test]
+    fn an_unknown_or_unusable_threshold_fails_the_run() {
+        let p = plan(SRC);
+        let t: Topology = "1n2l2c1t".parse().unwrap();
+        let mut r = RunResults::default();
+        r.cgroups.insert(
+            "a".into(),
+            CgroupResults {
+                workers: vec![
+                    worker(100, 1.0, 50.0, vec![0]),
+                    worker(100, 1.0, 50.0, vec![1]),
+                ],
+            },
+        );
+        let mut th = thresholds(&BTreeMap::new(), &BTreeMap::new(), 1.0);
+        th.insert("max_gap_msx".into(), 1.0);
+        th.insert("max_spread_pct".into(), f64::NAN);
+        let v = judge(&p, &t, &r, th, vec![]);
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert!(v
+            .reasons
+            .iter()
+            .any(|x| x.contains("unknown threshold `max_gap_msx`")));
+        assert!(v
+            .reasons
+            .iter()
+            .any(|x| x.contains("NaN is not a finite number")));
     }
 
     #[test]

@@ -19,6 +19,7 @@ impl ScenarioBackend for Log {
                 return Err("refused by the guest".into())
             }
             Action::Cgroup(def) => format!("cgroup {} nice {}", def.name, def.nice),
+            Action::UpdateCgroup(def) => format!("update {} nice {}", def.name, def.nice),
             Action::Step(s) => format!("step with {} op(s)", s.ops.len()),
             Action::Claim(c) => format!("claim {}", c.label),
             other => format!("{other:?}")
@@ -52,7 +53,7 @@ fn the_same_script_records_a_plan_and_drives_a_live_backend() {
         vec![
             "scenario live",
             "cgroup a nice 0",
-            "cgroup a nice 5",
+            "update a nice 5",
             "step with 1 op(s)",
             "claim results().cgroup(\"a\").iterations, at_least(1)",
         ]

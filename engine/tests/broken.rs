@@ -23,7 +23,13 @@ fn expectations(text: &str) -> Vec<(usize, usize, String)> {
 fn every_broken_script_reports_the_expected_error_at_the_expected_place() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/broken");
     let opts = CheckOptions {
-        scheduler_exists: Some(Arc::new(|name: &str| name.starts_with("scx_simple"))),
+        scheduler_exists: Some(Arc::new(|name: &str| {
+            if name.starts_with("scx_simple") {
+                Ok(())
+            } else {
+                Err("not found".to_string())
+            }
+        })),
         ..CheckOptions::default()
     };
     let mut count = 0;

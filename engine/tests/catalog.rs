@@ -82,7 +82,7 @@ fn plans_record_what_the_script_says() {
         plan.claims[1].label,
         "r.cgroup(\"base\").max_gap_ms, at_most(3000)"
     );
-    assert_eq!((plan.claims[1].line, plan.claims[1].col), (15, 1));
+    assert_eq!((plan.claims[1].at.line, plan.claims[1].at.col), (15, 1));
 }
 
 #[test]
@@ -98,4 +98,79 @@ fn a_topology_override_is_validated_against() {
         text.contains("llc(2) is out of range: topology 1n2l2c1t has 2 LLCs"),
         "{text}"
     );
+}
+
+/// Every cgroup a script declares, in the order it declares them: the
+/// names a live backend sees (`cgroup(...)` and `.child(...)` as they are
+/// called, `add_cgroup` ops as their steps come), independent of how the
+/// Recorder keeps them.
+fn declared(path: &Path) -> Vec<String> {
+    use ktstr_engine::backend::{Action, ScenarioBackend};
+    use ktstr_engine::plan::Op;
+    #[derive(Default)]
+    struct Names(Vec<String>);
+    impl ScenarioBackend for Names {
+        fn apply(&mut self, action: Action) -> Result<(), String> {
+            match action {
+                Action::Cgroup(def) => self.0.push(def.name),
+                Action::Step(step) => {
+                    for op in step.ops {
+                        if let Op::AddCgroup { cgroup } = op {
+                            self.0.push(cgroup.name);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        }
+    }
+    let names = std::sync::Arc::new(std::sync::Mutex::new(Names::default()));
+    let text = std::fs::read_to_string(path).unwrap();
+    let file = path.display().to_string();
+    ktstr_engine::run_with_backend(&file, &text, names.clone(), &CheckOptions::default())
+        .unwrap_or_else(|d| panic!("{d}"));
+    let names = names.lock().unwrap().0.clone();
+    names
+}
+
+/// The cgroups a Plan holds: from the start, then those its steps add.
+fn planned(plan: &Plan) -> Vec<String> {
+    let mut names: Vec<String> = plan.cgroups.iter().map(|c| c.name.clone()).collect();
+    for step in &plan.steps {
+        for op in &step.ops {
+            if let ktstr_engine::plan::Op::AddCgroup { cgroup } = op {
+                names.push(cgroup.name.clone());
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn every_plan_has_exactly_the_cgroups_its_script_declares() {
+    let all: Vec<PathBuf> = scripts("scenarios")
+        .into_iter()
+        .chain(scripts("examples"))
+        .collect();
+    for path in &all {
+        let c = check_file(path, &CheckOptions::default());
+        let plan = c.plan.as_ref().unwrap_or_else(|| panic!("{}", c.render()));
+        assert_eq!(planned(plan), declared(path), "{}", path.display());
+    }
+    // Loops and stdlib helpers declare several cgroups from one call site.
+    let written: [(&str, &[&str]); 5] = [
+        ("scenarios/cpuset/per_llc.rhai", &["llc0", "llc1", "llc2"]),
+        ("examples/gauntlet_constraints.rhai", &["g0", "g1"]),
+        ("scenarios/cpuset/split_halves.rhai", &["left", "right"]),
+        (
+            "scenarios/basic/mixed_load.rhai",
+            &["steady", "mixed", "bursty"],
+        ),
+        ("scenarios/stress/oversubscribed.rhai", &["crowd"]),
+    ];
+    for (file, want) in written {
+        let c = check_file(&root().join(file), &CheckOptions::default());
+        assert_eq!(planned(&c.plan.unwrap()), want, "{file}");
+    }
 }

@@ -1,10 +1,17 @@
-//! Random and mutated scripts never panic the engine: every outcome is a
-//! Plan or diagnostics, within the limits.
+//! Random and mutated scripts never panic or abort the engine, and none
+//! takes longer than 3 s to check: every outcome is a Plan or diagnostics,
+//! within the limits. 10,000 mutations of the catalog and examples run
+//! with the default limits, spread over the machine's cores.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ktstr_engine::{catalog, check_source, CheckOptions};
+
+/// Mutated scripts checked per run.
+const MUTATIONS: usize = 10_000;
+/// The longest one check may take.
+const SLOWEST: Duration = Duration::from_secs(3);
 
 /// xorshift64: deterministic, no dependency.
 struct Rng(u64);
@@ -21,7 +28,7 @@ impl Rng {
     }
 }
 
-const TOKENS: [&str; 24] = [
+const TOKENS: [&str; 44] = [
     "(",
     ")",
     "[",
@@ -46,6 +53,26 @@ const TOKENS: [&str; 24] = [
     "results().",
     "// ",
     "`${",
+    "import \"ktstr\" as k;",
+    "import \"fuzz\" as me;",
+    "k::steady(\"a\", 2);",
+    "k::cpuset_split(\"p\", \"q\", 1);",
+    "for i in 0..3 { cgroup(\"dup\", 1, spin_wait()); }",
+    "threshold(\"max_gap_msx\", 1);",
+    "threshold(\"max_gap_ms\", 0.0 / 0.0);",
+    "at_most(0.0 / 0.0)",
+    "between(1e308, -1e308)",
+    "spawn_workers(\"a\", 4294967295)",
+    "cgroup(\"a\\nb\", 1, spin_wait());",
+    "print(\"x\");",
+    "debug(42);",
+    "eval(\"1\")",
+    "requires_smt();",
+    "min_llcs(99);",
+    "let m = results().all().iterations; for i in 0..40 { m = m * 2; }",
+    "step([add_cgroup(cgroup_def(\"z\", 1, spin_wait()))], fixed(0.1));",
+    "\u{feff}",
+    "4294967296",
 ];
 
 fn mutate(src: &str, rng: &mut Rng) -> String {
@@ -71,37 +98,54 @@ fn mutate(src: &str, rng: &mut Rng) -> String {
     s.into_iter().collect()
 }
 
-#[test]
-fn mutated_catalog_scripts_never_panic() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let sources: Vec<String> = catalog::list(&root)
-        .unwrap()
-        .iter()
-        .map(|e| std::fs::read_to_string(&e.path).unwrap())
-        .collect();
-    let opts = CheckOptions {
-        max_wall: Duration::from_millis(300),
-        ..CheckOptions::default()
-    };
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let mut rejected = 0;
-    for i in 0..1500 {
-        let src = mutate(&sources[i % sources.len()], &mut rng);
-        let c = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            check_source("fuzz.rhai", &src, None, &opts)
-        }))
-        .unwrap_or_else(|_| panic!("engine panicked on:\n{src}"));
-        if !c.is_clean() {
-            rejected += 1;
-            assert!(
-                !c.diagnostics.is_empty(),
-                "unclean without a diagnostic:\n{src}"
-            );
-            let _ = c.render();
-        }
+/// Checks one script, failing on a panic or a check slower than
+/// [`SLOWEST`]; returns whether it was rejected.
+fn check_one(src: &str) -> bool {
+    let start = Instant::now();
+    let c = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        check_source("fuzz.rhai", src, None, &CheckOptions::default())
+    }))
+    .unwrap_or_else(|_| panic!("engine panicked on:\n{src}"));
+    let took = start.elapsed();
+    assert!(took < SLOWEST, "checking took {took:?}:\n{src}");
+    if c.is_clean() {
+        return false;
     }
     assert!(
-        rejected > 500,
+        !c.diagnostics.is_empty(),
+        "unclean without a diagnostic:\n{src}"
+    );
+    let _ = c.render();
+    true
+}
+
+#[test]
+fn mutated_catalog_scripts_never_panic_abort_or_stall() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let sources: Vec<String> = ["scenarios", "examples"]
+        .iter()
+        .flat_map(|d| catalog::list(&root.join(d)).unwrap())
+        .map(|e| std::fs::read_to_string(&e.path).unwrap())
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let rejected: usize = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let sources = &sources;
+                scope.spawn(move || {
+                    let mut rng =
+                        Rng(0x2545_f491_4f6c_dd1d ^ (t as u64 + 1).wrapping_mul(0x9e37_79b9));
+                    (t..MUTATIONS)
+                        .step_by(threads)
+                        .filter(|i| check_one(&mutate(&sources[i % sources.len()], &mut rng)))
+                        .count()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    assert!(
+        rejected > MUTATIONS / 3,
         "mutations should mostly break scripts ({rejected})"
     );
 }

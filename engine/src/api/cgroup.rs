@@ -2,7 +2,7 @@
 
 use rhai::{Array, Engine, NativeCallContext};
 
-use super::{count, fail, here, Ctx, RhaiResult};
+use super::{count, fail, Ctx, RhaiResult};
 use crate::backend::Action;
 use crate::cpuset::CpusetSpec;
 use crate::plan::CgroupDef;
@@ -20,16 +20,12 @@ pub struct CgroupHandle {
 }
 
 fn new_def(
+    c: &Ctx,
     call: &NativeCallContext,
     name: &str,
     workers: i64,
     work: Work,
 ) -> RhaiResult<CgroupDef> {
-    if name.is_empty() || name.contains('/') || name.starts_with('.') {
-        return fail(format!(
-            "`{name}` is not a cgroup name (non-empty, no `/`, not starting with `.`)"
-        ));
-    }
     Ok(CgroupDef {
         name: name.to_string(),
         parent: None,
@@ -40,7 +36,7 @@ fn new_def(
         policy: Policy::Normal,
         affinity: Affinity::Inherit,
         comm: None,
-        at: here(call),
+        at: c.here(call),
     })
 }
 
@@ -52,7 +48,7 @@ fn update(
 ) -> RhaiResult<CgroupHandle> {
     change(&mut h.def)?;
     if h.registered {
-        c.apply(Action::Cgroup(h.def.clone()))?;
+        c.apply(Action::UpdateCgroup(h.def.clone()))?;
     }
     Ok(h.clone())
 }
@@ -62,7 +58,7 @@ pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
     engine.register_fn(
         "cgroup",
         move |call: NativeCallContext, name: &str, workers: i64, work: Work| {
-            let def = new_def(&call, name, workers, work)?;
+            let def = new_def(&c, &call, name, workers, work)?;
             c.apply(Action::Cgroup(def.clone()))?;
             Ok::<_, Box<rhai::EvalAltResult>>(CgroupHandle {
                 def,
@@ -70,11 +66,12 @@ pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
             })
         },
     );
+    let c = ctx.clone();
     engine.register_fn(
         "cgroup_def",
-        |call: NativeCallContext, name: &str, workers: i64, work: Work| {
+        move |call: NativeCallContext, name: &str, workers: i64, work: Work| {
             Ok::<_, Box<rhai::EvalAltResult>>(CgroupHandle {
-                def: new_def(&call, name, workers, work)?,
+                def: new_def(&c, &call, name, workers, work)?,
                 registered: false,
             })
         },
@@ -87,7 +84,7 @@ pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
               name: &str,
               workers: i64,
               work: Work| {
-            let mut def = new_def(&call, name, workers, work)?;
+            let mut def = new_def(&c, &call, name, workers, work)?;
             def.parent = Some(h.def.name.clone());
             if h.registered {
                 c.apply(Action::Cgroup(def.clone()))?;

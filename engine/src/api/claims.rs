@@ -2,9 +2,9 @@
 
 use rhai::{Engine, NativeCallContext};
 
-use super::{count, fail, here, Ctx, RhaiResult};
+use super::{count, fail, Ctx, RhaiResult};
 use crate::backend::Action;
-use crate::claims::{Claim, MetricExpr, Predicate as P, Scope, METRICS};
+use crate::claims::{Claim, MetricExpr, Predicate as P, Scope, MAX_EXPR_DEPTH, METRICS};
 
 /// The results of the run, as a script sees them while it is recorded.
 #[derive(Debug, Clone)]
@@ -22,16 +22,26 @@ pub struct Metric(pub MetricExpr);
 #[derive(Debug, Clone)]
 pub struct Predicate(pub P);
 
-fn binary(op: char, a: MetricExpr, b: MetricExpr) -> Metric {
-    Metric(MetricExpr::Binary {
+fn binary(op: char, a: MetricExpr, b: MetricExpr) -> RhaiResult<Metric> {
+    let e = MetricExpr::Binary {
         op,
         lhs: Box::new(a),
         rhs: Box::new(b),
-    })
+    };
+    if e.depth() > MAX_EXPR_DEPTH {
+        return fail(format!(
+            "a metric expression may nest at most {MAX_EXPR_DEPTH} levels deep"
+        ));
+    }
+    Ok(Metric(e))
 }
 
-fn constant(v: f64) -> MetricExpr {
-    MetricExpr::Const { value: v }
+/// A constant operand; it must be a finite number.
+fn constant(v: f64) -> RhaiResult<MetricExpr> {
+    if !v.is_finite() {
+        return fail(format!("{v} in a metric expression is not a finite number"));
+    }
+    Ok(MetricExpr::Const { value: v })
 }
 
 pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
@@ -63,13 +73,14 @@ pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
     engine.register_fn(
         "claim",
         move |call: NativeCallContext, m: Metric, p: Predicate| -> RhaiResult<()> {
-            let at = here(&call);
-            let label = call_text(&c.source, at.line, at.col)
+            let at = c.here(&call);
+            let label = c
+                .text_at(&at)
+                .and_then(|text| call_text(&text, at.line, at.col))
                 .unwrap_or_else(|| format!("{:?} {:?}", m.0, p.0));
             c.apply(Action::Claim(Claim {
                 label,
-                line: at.line,
-                col: at.col,
+                at,
                 expr: m.0,
                 predicate: p.0,
             }))
@@ -81,26 +92,30 @@ fn register_arithmetic(engine: &mut Engine) {
     for op in ['+', '-', '*', '/'] {
         let name = op.to_string();
         engine.register_fn(&name, move |a: Metric, b: Metric| binary(op, a.0, b.0));
-        engine.register_fn(&name, move |a: Metric, b: f64| binary(op, a.0, constant(b)));
-        engine.register_fn(&name, move |a: f64, b: Metric| binary(op, constant(a), b.0));
+        engine.register_fn(&name, move |a: Metric, b: f64| {
+            binary(op, a.0, constant(b)?)
+        });
+        engine.register_fn(&name, move |a: f64, b: Metric| {
+            binary(op, constant(a)?, b.0)
+        });
         engine.register_fn(&name, move |a: Metric, b: i64| {
-            binary(op, a.0, constant(b as f64))
+            binary(op, a.0, constant(b as f64)?)
         });
         engine.register_fn(&name, move |a: i64, b: Metric| {
-            binary(op, constant(a as f64), b.0)
+            binary(op, constant(a as f64)?, b.0)
         });
     }
 }
 
 fn register_predicates(engine: &mut Engine) {
-    engine.register_fn("at_most", |v: f64| Predicate(P::AtMost { limit: v }));
-    engine.register_fn("at_most", |v: i64| Predicate(P::AtMost { limit: v as f64 }));
-    engine.register_fn("at_least", |v: f64| Predicate(P::AtLeast { limit: v }));
+    engine.register_fn("at_most", |v: f64| predicate(P::AtMost { limit: v }));
+    engine.register_fn("at_most", |v: i64| predicate(P::AtMost { limit: v as f64 }));
+    engine.register_fn("at_least", |v: f64| predicate(P::AtLeast { limit: v }));
     engine.register_fn("at_least", |v: i64| {
-        Predicate(P::AtLeast { limit: v as f64 })
+        predicate(P::AtLeast { limit: v as f64 })
     });
-    engine.register_fn("eq", |v: f64| Predicate(P::Eq { expected: v }));
-    engine.register_fn("eq", |v: i64| Predicate(P::Eq { expected: v as f64 }));
+    engine.register_fn("eq", |v: f64| predicate(P::Eq { expected: v }));
+    engine.register_fn("eq", |v: i64| predicate(P::Eq { expected: v as f64 }));
     engine.register_fn("is_finite", || Predicate(P::IsFinite));
     engine.register_fn("between", |lo: f64, hi: f64| between(lo, hi));
     engine.register_fn("between", |lo: i64, hi: i64| between(lo as f64, hi as f64));
@@ -109,10 +124,15 @@ fn register_predicates(engine: &mut Engine) {
 }
 
 fn between(lo: f64, hi: f64) -> RhaiResult<Predicate> {
-    if lo > hi {
-        return fail(format!("between({lo}, {hi}): the bounds are reversed"));
+    predicate(P::Between { lo, hi })
+}
+
+/// `p`, unless its bounds are NaN, infinite or reversed.
+fn predicate(p: P) -> RhaiResult<Predicate> {
+    match p.problem() {
+        Some(why) => fail(why),
+        None => Ok(Predicate(p)),
     }
-    Ok(Predicate(P::Between { lo, hi }))
 }
 
 /// The text between the parentheses of the call at (line, col) in

@@ -16,6 +16,7 @@ pub use cgroup::CgroupHandle;
 pub use claims::{Metric, Predicate as RhaiPredicate, Results, StatsScope};
 
 use crate::backend::{Action, SharedBackend};
+use crate::check::SharedFiles;
 use crate::plan::SourcePos;
 
 /// Result type of registered functions.
@@ -25,10 +26,42 @@ pub(crate) type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 #[derive(Clone)]
 pub(crate) struct Ctx {
     backend: SharedBackend,
-    source: Arc<str>,
+    /// The texts of the files being run (claim labels are cut from them).
+    files: SharedFiles,
+    /// The scenario's own file name.
+    main: Arc<str>,
 }
 
 impl Ctx {
+    /// Where the current call is: its line and column, and its file when
+    /// that is not the scenario itself (an imported file, the stdlib).
+    pub(crate) fn here(&self, call: &NativeCallContext) -> SourcePos {
+        let mut at = position(call.call_position());
+        at.file = call
+            .call_source()
+            .filter(|s| !s.is_empty() && *s != &*self.main)
+            .map(str::to_string);
+        if at.file.is_some() {
+            // The outermost script-function call started in the scenario's
+            // own top level (the call stack is kept by the engine's
+            // debugger, see `check::engine`).
+            let outermost = call
+                .debugger()
+                .and_then(|d| d.call_stack().first())
+                .map(|frame| Box::new(position(frame.pos)));
+            at.via = outermost.filter(|p| p.line > 0);
+        }
+        at
+    }
+
+    /// The text of the file `at` is in.
+    pub(crate) fn text_at(&self, at: &SourcePos) -> Option<Arc<str>> {
+        self.files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .text(at.file_or(&self.main))
+    }
+
     /// Passes `action` to the backend; its error becomes a script error.
     fn apply(&self, action: Action) -> RhaiResult<()> {
         self.backend
@@ -44,16 +77,13 @@ pub(crate) fn fail<T>(msg: impl Into<String>) -> RhaiResult<T> {
     Err(msg.into().into())
 }
 
-/// The 1-based position of the current call.
-pub(crate) fn here(ctx: &NativeCallContext) -> SourcePos {
-    position(ctx.call_position())
-}
-
-/// A Rhai position as ours (0s when unknown).
+/// A Rhai position as ours (0s when unknown), in the scenario's file.
 pub(crate) fn position(p: Position) -> SourcePos {
     SourcePos {
         line: p.line().unwrap_or(0),
         col: p.position().unwrap_or(0),
+        file: None,
+        via: None,
     }
 }
 
@@ -68,10 +98,15 @@ pub(crate) fn count(what: &str, v: i64) -> RhaiResult<u32> {
 }
 
 /// Registers every ktstr function into `engine`, sending actions to
-/// `backend`. `source` is the script text (claim labels are cut from it).
-pub fn register(engine: &mut Engine, backend: SharedBackend, source: Arc<str>) {
+/// `backend`. `files` holds the texts of the scenario (named `main`) and
+/// what it imports: claim labels are cut from them.
+pub fn register(engine: &mut Engine, backend: SharedBackend, files: SharedFiles, main: &str) {
     register_types(engine);
-    let ctx = Ctx { backend, source };
+    let ctx = Ctx {
+        backend,
+        files,
+        main: Arc::from(main),
+    };
     scenario::register(engine, &ctx);
     cgroup::register(engine, &ctx);
     work::register(engine);

@@ -3,7 +3,7 @@
 
 use rhai::{Array, Engine, NativeCallContext};
 
-use super::{count, fail, here, Ctx, RhaiResult};
+use super::{count, fail, Ctx, RhaiResult};
 use crate::backend::Action;
 use crate::plan::{SchedulerSpec, TopologyConstraints};
 
@@ -31,7 +31,7 @@ pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
             c.apply(Action::Scenario {
                 name: name.to_string(),
                 description: description.to_string(),
-                at: here(&call),
+                at: c.here(&call),
             })
         },
     );
@@ -59,23 +59,35 @@ pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
     );
     for (name, set) in CONSTRAINTS {
         let c = ctx.clone();
-        engine.register_fn(name, move |v: i64| -> RhaiResult<()> {
-            c.apply(Action::Constrain(set, count(name, v)?))
-        });
+        engine.register_fn(
+            name,
+            move |call: NativeCallContext, v: i64| -> RhaiResult<()> {
+                c.apply(Action::Constrain {
+                    name,
+                    set,
+                    value: count(name, v)?,
+                    at: c.here(&call),
+                })
+            },
+        );
     }
     let c = ctx.clone();
-    engine.register_fn("requires_smt", move || -> RhaiResult<()> {
-        c.apply(Action::Constrain(|c, _| c.requires_smt = true, 1))
-    });
+    engine.register_fn(
+        "requires_smt",
+        move |call: NativeCallContext| -> RhaiResult<()> {
+            c.apply(Action::Constrain {
+                name: "requires_smt",
+                set: |c, _| c.requires_smt = true,
+                value: 1,
+                at: c.here(&call),
+            })
+        },
+    );
     register_scheduler(engine, ctx);
 }
 
 fn duration(c: &Ctx, secs: f64) -> RhaiResult<()> {
-    if !(secs > 0.0 && secs <= 3600.0) {
-        return fail(format!(
-            "duration must be more than 0 and at most 3600 s, not {secs}"
-        ));
-    }
+    crate::plan::check_duration(secs).or_else(fail)?;
     c.apply(Action::Duration(secs))
 }
 
@@ -96,11 +108,11 @@ fn register_scheduler(engine: &mut Engine, ctx: &Ctx) {
     );
     let c = ctx.clone();
     engine.register_fn("threshold", move |key: &str, v: i64| -> RhaiResult<()> {
-        c.apply(Action::Threshold(key.to_string(), v as f64))
+        threshold(&c, key, v as f64)
     });
     let c = ctx.clone();
     engine.register_fn("threshold", move |key: &str, v: f64| -> RhaiResult<()> {
-        c.apply(Action::Threshold(key.to_string(), v))
+        threshold(&c, key, v)
     });
     let c = ctx.clone();
     engine.register_fn("kernel_min", move |version: &str| -> RhaiResult<()> {
@@ -119,6 +131,13 @@ fn register_scheduler(engine: &mut Engine, ctx: &Ctx) {
     });
 }
 
+/// `threshold(key, value)`: a threshold the verdict knows, with a value
+/// it can use (the same rules as `--threshold` and schedulers.toml).
+fn threshold(c: &Ctx, key: &str, value: f64) -> RhaiResult<()> {
+    crate::verdict::check_threshold(key, value).or_else(fail)?;
+    c.apply(Action::Threshold(key.to_string(), value))
+}
+
 fn scheduler(c: &Ctx, call: &NativeCallContext, name: &str, args: Array) -> RhaiResult<()> {
     if name.trim().is_empty() {
         return fail("the scheduler name is empty");
@@ -134,6 +153,6 @@ fn scheduler(c: &Ctx, call: &NativeCallContext, name: &str, args: Array) -> Rhai
     c.apply(Action::Scheduler(SchedulerSpec {
         name: name.to_string(),
         args,
-        at: here(call),
+        at: c.here(call),
     }))
 }

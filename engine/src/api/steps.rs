@@ -3,7 +3,7 @@
 use rhai::{Array, Engine, NativeCallContext};
 
 use super::cgroup::{exact_affinity, nice_value, CgroupHandle};
-use super::{count, fail, here, Ctx, RhaiResult};
+use super::{count, fail, Ctx, RhaiResult};
 use crate::backend::Action;
 use crate::cpuset::CpusetSpec;
 use crate::plan::{Hold, Op, Step};
@@ -83,7 +83,7 @@ pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
             c.apply(Action::Step(Step {
                 ops,
                 hold,
-                at: here(&call),
+                at: c.here(&call),
             }))
         },
     );

@@ -22,24 +22,57 @@ pub fn parse_error(file: &str, e: &ParseError) -> Diagnostic {
     if msg.contains("Variable not found") || msg.contains("Undefined variable") {
         return d.with_help("variables must be declared with `let` before use (strict mode)");
     }
+    if msg.contains("'eval'") {
+        return d.with_help("scenarios cannot use eval: the checks cannot see the text it runs");
+    }
     d
 }
 
-/// An evaluation error, unwrapped to where it really happened.
+/// `file:line:col` of `pos` in `file`.
+fn place(file: &str, pos: Position) -> String {
+    format!(
+        "{file}:{}:{}",
+        pos.line().unwrap_or(0),
+        pos.position().unwrap_or(0)
+    )
+}
+
+/// An evaluation error, unwrapped to where it really happened: the file
+/// and position of the innermost failing call (a function of an imported
+/// file or the stdlib is in that file), with the call that led there.
 pub fn eval_error(file: &str, e: &EvalAltResult, sigs: &Signatures) -> Diagnostic {
     match e {
-        EvalAltResult::ErrorInFunctionCall(name, _, inner, pos) => {
-            let mut d = eval_error(file, inner, sigs);
+        EvalAltResult::ErrorInFunctionCall(name, source, inner, pos) => {
+            let inner_file = if source.is_empty() { file } else { source };
+            let mut d = eval_error(inner_file, inner, sigs);
             if d.line == 0 {
+                d.file = file.to_string();
                 d.line = pos.line().unwrap_or(0);
                 d.col = pos.position().unwrap_or(0);
             }
-            if d.help.is_none() {
+            if d.file != file {
+                d = d.with_note(format!("in `{name}`, called from {}", place(file, *pos)));
+            } else if d.help.is_none() {
                 d.help = Some(format!("in a call to `{name}`"));
             }
             d
         }
-        EvalAltResult::ErrorInModule(_, inner, _) => eval_error(file, inner, sigs),
+        EvalAltResult::ErrorInModule(module, inner, pos) => {
+            let mut d = match &**inner {
+                EvalAltResult::ErrorParsing(kind, at) => {
+                    parse_error(module, &rhai::ParseError(Box::new(kind.clone()), *at))
+                }
+                other => eval_error(module, other, sigs),
+            };
+            if d.line == 0 {
+                d.file = file.to_string();
+                d.line = pos.line().unwrap_or(0);
+                d.col = pos.position().unwrap_or(0);
+            } else {
+                d = d.with_note(format!("imported from {}", place(file, *pos)));
+            }
+            d
+        }
         EvalAltResult::ErrorFunctionNotFound(sig, pos) => {
             let name = sig.split(['(', ' ']).next().unwrap_or(sig);
             let shown = sigs.shown(name);

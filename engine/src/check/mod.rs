@@ -5,6 +5,8 @@
 mod ast_check;
 mod engine;
 mod errors;
+mod files;
+mod imports;
 mod signatures;
 mod validate;
 
@@ -18,16 +20,19 @@ use crate::backend::{Recorder, SharedBackend};
 use crate::diag::Diagnostic;
 use crate::plan::Plan;
 
-pub use engine::{MAX_WALL, STDLIB_NAME};
+pub use engine::{Printed, ScriptOutput, MAX_PRINTED, MAX_WALL, STDLIB_NAME};
+pub use files::{read_script, strip_bom, ScriptFiles, SharedFiles, MAX_SCRIPT_BYTES, STDLIB_FILE};
+pub use imports::MAX_IMPORT_DEPTH;
 pub use signatures::{pretty as pretty_signature, Signatures};
+pub use validate::{MAX_CGROUPS, MAX_STEPS, MAX_TOTAL_WORKERS, MAX_WORKERS};
 
 /// Every signature of `sigs`, prettified.
 pub fn signatures_pretty(sigs: &Signatures) -> Vec<String> {
     sigs.all_shown()
 }
 
-/// Tells whether a scheduler name can be found.
-pub type SchedulerLookup = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+/// Tells whether a scheduler name can be found: `Err` says why not.
+pub type SchedulerLookup = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 /// How to check.
 #[derive(Clone)]
@@ -57,70 +62,77 @@ pub struct Checked {
     pub file: String,
     /// Its text.
     pub source: String,
+    /// Every file the check read (the script, its imports, the stdlib).
+    pub files: ScriptFiles,
     /// The Plan, when evaluation got that far.
     pub plan: Option<Plan>,
     /// Every problem found; empty when the script is clean.
     pub diagnostics: Vec<Diagnostic>,
+    /// What the script printed with `print`/`debug`.
+    pub output: ScriptOutput,
 }
 
 impl Checked {
+    fn new(file: &str, source: &str) -> Self {
+        Checked {
+            file: file.to_string(),
+            source: source.to_string(),
+            files: ScriptFiles::default(),
+            plan: None,
+            diagnostics: Vec::new(),
+            output: ScriptOutput::default(),
+        }
+    }
+
     /// No problems and a Plan.
     pub fn is_clean(&self) -> bool {
         self.diagnostics.is_empty() && self.plan.is_some()
     }
 
-    /// Every diagnostic rendered with its source line.
+    /// Every diagnostic rendered with the line of the file it is in.
     pub fn render(&self) -> String {
         self.diagnostics
             .iter()
-            .map(|d| d.render(&self.source))
+            .map(|d| match self.files.text(&d.file) {
+                Some(text) => d.render(&text),
+                None if d.file == self.file => d.render(&self.source),
+                None => d.render(""),
+            })
             .collect()
     }
 }
 
-/// Checks the script at `path`.
+/// Checks the script at `path` (at most [`MAX_SCRIPT_BYTES`], UTF-8).
 pub fn check_file(path: &Path, opts: &CheckOptions) -> Checked {
     let file = path.display().to_string();
-    match std::fs::read_to_string(path) {
+    match read_script(path) {
         Ok(source) => check_source(&file, &source, path.parent(), opts),
-        Err(e) => Checked {
-            diagnostics: vec![Diagnostic::new(&file, 0, 0, format!("cannot read: {e}"))],
-            file,
-            source: String::new(),
-            plan: None,
-        },
+        Err(why) => {
+            let mut c = Checked::new(&file, "");
+            c.diagnostics.push(Diagnostic::new(&file, 0, 0, why));
+            c
+        }
     }
 }
 
 /// Checks `source`, named `file`, with imports relative to `dir`.
 pub fn check_source(file: &str, source: &str, dir: Option<&Path>, opts: &CheckOptions) -> Checked {
-    let mut checked = Checked {
-        file: file.to_string(),
-        source: source.to_string(),
-        plan: None,
-        diagnostics: Vec::new(),
-    };
+    let source = strip_bom(source);
+    let mut checked = Checked::new(file, source);
     let recorder = Arc::new(Mutex::new(Recorder::default()));
-    let backend: SharedBackend = recorder.clone();
-    let dir = dir.unwrap_or(Path::new("."));
-    let engine = engine::build(backend, Arc::from(source), dir, opts.max_wall);
-    let sigs = signatures(&engine);
-    let ast = match engine.compile(source) {
-        Ok(ast) => ast,
-        Err(e) => {
-            checked.diagnostics.push(errors::parse_error(file, &e));
-            return checked;
-        }
-    };
-    checked.diagnostics = ast_check::check(&ast, sigs, file);
+    let sinks = engine::Sinks::new(file, source);
+    let dir = dir
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let engine = engine::build(recorder.clone(), &sinks, file, dir, opts.max_wall);
+    checked.diagnostics = evaluate(&engine, file, source);
+    checked.files = lock(&sinks.files).clone();
+    checked.output = lock(&sinks.output).clone();
     if !checked.diagnostics.is_empty() {
+        dedup(&mut checked.diagnostics);
         return checked;
     }
-    if let Err(e) = engine.run_ast(&ast) {
-        checked.diagnostics.push(errors::eval_error(file, &e, sigs));
-        return checked;
-    }
-    let rec = recorder.lock().unwrap_or_else(|p| p.into_inner());
+    let rec = lock(&recorder);
     if rec.mixes_topology_kinds() {
         checked.diagnostics.push(Diagnostic::new(
             file,
@@ -146,29 +158,56 @@ pub fn check_source(file: &str, source: &str, dir: Option<&Path>, opts: &CheckOp
             .with_help("start the script with scenario(\"my_test\", \"what it checks\");"),
         ),
     }
+    dedup(&mut checked.diagnostics);
     checked
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Compiles, checks the calls, and runs `source` on `engine`: the
+/// diagnostics (empty when it ran to the end).
+fn evaluate(engine: &rhai::Engine, file: &str, source: &str) -> Vec<Diagnostic> {
+    let sigs = signatures(engine);
+    let mut ast = match engine.compile(source) {
+        Ok(ast) => ast,
+        Err(e) => return vec![errors::parse_error(file, &e)],
+    };
+    ast.set_source(file);
+    let found = ast_check::check(&ast, sigs, file);
+    if !found.is_empty() {
+        return found;
+    }
+    match engine.run_ast(&ast) {
+        Ok(()) => Vec::new(),
+        Err(e) => vec![errors::eval_error(file, &e, sigs)],
+    }
+}
+
+/// Drops repeats of the same message at the same place, keeping order.
+fn dedup(diagnostics: &mut Vec<Diagnostic>) {
+    let mut seen = std::collections::HashSet::new();
+    diagnostics.retain(|d| seen.insert((d.file.clone(), d.line, d.col, d.message.clone())));
 }
 
 /// Runs `source` against any backend, with the same checks and limits as
 /// [`check_source`] but no Plan: each API call reaches `backend` as it
-/// happens. This is how the guest runs the API live (the REPL).
+/// happens. This is how the guest runs the API live (the REPL). Returns
+/// what the script printed.
 pub fn run_with_backend(
     file: &str,
     source: &str,
     backend: SharedBackend,
     opts: &CheckOptions,
-) -> Result<(), Diagnostic> {
-    let engine = engine::build(backend, Arc::from(source), Path::new("."), opts.max_wall);
-    let sigs = signatures(&engine);
-    let ast = engine
-        .compile(source)
-        .map_err(|e| errors::parse_error(file, &e))?;
-    if let Some(d) = ast_check::check(&ast, sigs, file).into_iter().next() {
-        return Err(d);
+) -> Result<ScriptOutput, Diagnostic> {
+    let source = strip_bom(source);
+    let sinks = engine::Sinks::new(file, source);
+    let engine = engine::build(backend, &sinks, file, Path::new("."), opts.max_wall);
+    match evaluate(&engine, file, source).into_iter().next() {
+        Some(d) => Err(d),
+        None => Ok(lock(&sinks.output).clone()),
     }
-    engine
-        .run_ast(&ast)
-        .map_err(|e| errors::eval_error(file, &e, sigs))
 }
 
 /// The API's signatures, read from the first engine built (every engine
