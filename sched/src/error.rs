@@ -5,13 +5,15 @@ use std::path::PathBuf;
 /// What can go wrong reading schedulers.toml or installing a scheduler.
 #[derive(Debug, thiserror::Error)]
 pub enum SchedError {
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    /// A file could not be read or written. (The error is a field, not a
+    /// `source`: the message already says it, and a chain printer would
+    /// repeat it.)
+    #[error("{path}: {error}")]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// schedulers.toml does not parse or has an unknown field.
     #[error("{path}: {message}")]
@@ -65,10 +67,10 @@ pub enum SchedError {
 }
 
 impl SchedError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         SchedError::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 }
