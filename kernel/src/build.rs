@@ -10,7 +10,7 @@ use crate::cache::{KernelCache, Lookup};
 use crate::error::{IoContext, KernelError, Result};
 use crate::kconfig::{dropped_options, Fragment};
 use crate::layout::remove_dir_if_exists;
-use crate::manifest::{CacheEntry, FileRecord, Manifest, MANIFEST_FORMAT};
+use crate::manifest::{CacheEntry, FileRecord, Manifest, ENTRY_FILES, MANIFEST_FORMAT};
 use crate::observer::Observer;
 use crate::prepare::{prepare, Prepared, ARCH};
 use crate::runner::{on_path, run_step};
@@ -275,12 +275,13 @@ fn stage_and_install(
     // The caller holds the slot lock, which covers every build of this key.
     let staging = cache.new_staging_dir(&prepared.key)?;
     std::fs::create_dir_all(staging.join("sched")).at(&staging)?;
-    let mut copies: Vec<(PathBuf, String)> = vec![
-        (objdir.join("arch/x86/boot/bzImage"), "bzImage".into()),
-        (objdir.join("vmlinux"), "vmlinux".into()),
-        (objdir.join(".config"), "config".into()),
-        (objdir.join("System.map"), "System.map".into()),
-    ];
+    // The entry's files, in the order of `ENTRY_FILES`.
+    let built = ["arch/x86/boot/bzImage", "vmlinux", ".config", "System.map"];
+    let mut copies: Vec<(PathBuf, String)> = built
+        .iter()
+        .zip(ENTRY_FILES)
+        .map(|(from, rel)| (objdir.join(from), rel.to_string()))
+        .collect();
     for name in SAMPLE_SCHEDULERS {
         copies.push((
             objdir.join("sched_ext/build/bin").join(name),

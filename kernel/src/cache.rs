@@ -231,7 +231,9 @@ mod tests {
     fn fake_entry(cache: &KernelCache, key: &str, created: u64) -> CacheEntry {
         let staging = cache.layout().kernels_dir().join(format!(".staging-{key}"));
         std::fs::create_dir_all(&staging).unwrap();
-        std::fs::write(staging.join("bzImage"), vec![7u8; 4096]).unwrap();
+        for f in crate::manifest::ENTRY_FILES {
+            std::fs::write(staging.join(f), vec![7u8; 4096]).unwrap();
+        }
         let manifest = Manifest {
             format: MANIFEST_FORMAT,
             key: key.into(),
@@ -248,7 +250,10 @@ mod tests {
             build_slot: format!("slot-{key}"),
             created_unix: created,
             build_seconds: 1.0,
-            files: vec![FileRecord::of(&staging, "bzImage").unwrap()],
+            files: crate::manifest::ENTRY_FILES
+                .iter()
+                .map(|f| FileRecord::of(&staging, f).unwrap())
+                .collect(),
             schedulers: vec![],
         };
         cache.install(&staging, &manifest).unwrap()
@@ -276,6 +281,18 @@ mod tests {
         }
         std::fs::remove_file(entry.dir.join(MANIFEST_FILE)).unwrap();
         assert!(matches!(cache.lookup("k1"), Lookup::Invalid(_)));
+        let fresh = fake_entry(&cache, "k2", 2);
+        let mut m = fresh.manifest.as_ref().clone();
+        m.files.clear();
+        std::fs::write(
+            fresh.dir.join(MANIFEST_FILE),
+            serde_json::to_vec(&m).unwrap(),
+        )
+        .unwrap();
+        match cache.lookup("k2") {
+            Lookup::Invalid(r) => assert!(r.contains("does not record bzImage"), "{r}"),
+            other => panic!("an empty file list passed: {other:?}"),
+        }
         assert!(matches!(cache.lookup("nope"), Lookup::Absent));
     }
 

@@ -103,13 +103,15 @@ pub enum KernelError {
         /// How to get it.
         hint: String,
     },
-    /// An I/O error on a named path.
-    #[error("{path}: {source}")]
+    /// An I/O error on a named path. (The error is a field, not a
+    /// `source`: the message already says it, and a chain printer would
+    /// repeat it.)
+    #[error("{path}: {error}")]
     Io {
         /// The path involved.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// `kernels.toml` is malformed; the message names the field.
     #[error("{path}: {message}")]
@@ -133,12 +135,26 @@ pub enum KernelError {
         /// The cache key it would have.
         key: String,
     },
+    /// A cache entry that exists but cannot be used (a corrupt manifest, a
+    /// file that is missing or differs from its recorded hash).
+    #[error("kernel `{id}`: its cache entry {key} is not usable: {reason} (`ktstr kernel build {id}` rebuilds it, `ktstr kernel clean` removes it)")]
+    InvalidEntry {
+        /// The identifier given.
+        id: String,
+        /// The entry's cache key.
+        key: String,
+        /// Why it is not usable.
+        reason: String,
+    },
     /// No source was given and the default one is not installed.
     #[error("no kernel source given and the default {path} is missing (apt-get install linux-source-6.12, or pass a tarball, tree or version)")]
     NoDefaultSource {
         /// The default tarball path.
         path: PathBuf,
     },
+    /// `KTSTR_CACHE_DIR` is set to nothing.
+    #[error("KTSTR_CACHE_DIR is set but empty: unset it for the default cache ($XDG_CACHE_HOME/ktstr) or name a directory")]
+    EmptyCacheDir,
     /// No cache directory could be determined.
     #[error("cannot determine a cache directory: set KTSTR_CACHE_DIR or XDG_CACHE_HOME")]
     NoCacheDir,
@@ -146,10 +162,10 @@ pub enum KernelError {
 
 impl KernelError {
     /// Wraps an I/O error with the path it concerns.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         KernelError::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 }

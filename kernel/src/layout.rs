@@ -32,7 +32,10 @@ impl CacheLayout {
     /// The layout from the environment: `KTSTR_CACHE_DIR`, else
     /// `$XDG_CACHE_HOME/ktstr`, else `~/.cache/ktstr`.
     pub fn from_env() -> Result<Self> {
-        if let Some(dir) = std::env::var_os("KTSTR_CACHE_DIR").filter(|d| !d.is_empty()) {
+        if let Some(dir) = std::env::var_os("KTSTR_CACHE_DIR") {
+            if dir.is_empty() {
+                return Err(KernelError::EmptyCacheDir);
+            }
             return Ok(Self::at(dir));
         }
         let base = dirs::cache_dir().ok_or(KernelError::NoCacheDir)?;

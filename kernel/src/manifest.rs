@@ -13,6 +13,9 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 /// Manifest format version; entries with another version are rebuilt.
 pub const MANIFEST_FORMAT: u32 = 1;
 
+/// The files every entry has besides its schedulers (`sched/<name>`).
+pub const ENTRY_FILES: [&str; 4] = ["bzImage", "vmlinux", "config", "System.map"];
+
 /// One file of an entry.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileRecord {
@@ -89,9 +92,24 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Checks every file against its recorded size and hash, returning the
-    /// first problem found.
+    /// Checks that the manifest records every file an entry must have
+    /// (and only plain relative paths), then every file against its
+    /// recorded size and hash; returns the first problem found.
     pub fn verify(&self, dir: &Path) -> std::result::Result<(), String> {
+        let recorded = |rel: &str| self.files.iter().any(|f| f.path == rel);
+        let schedulers = self.schedulers.iter().map(|s| format!("sched/{s}"));
+        let required = ENTRY_FILES.iter().map(|f| f.to_string()).chain(schedulers);
+        for rel in required {
+            if !recorded(&rel) {
+                return Err(format!("the manifest does not record {rel}"));
+            }
+        }
+        if let Some(bad) = self.files.iter().find(|f| !is_plain_relative(&f.path)) {
+            return Err(format!(
+                "the manifest names a file outside the entry: {}",
+                bad.path
+            ));
+        }
         for rec in &self.files {
             let path = dir.join(&rec.path);
             let size = std::fs::metadata(&path)
@@ -113,6 +131,14 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// Whether `rel` stays inside the entry: relative, no `..`.
+fn is_plain_relative(rel: &str) -> bool {
+    let p = Path::new(rel);
+    !rel.is_empty()
+        && p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 /// A verified cache entry.

@@ -131,9 +131,12 @@ impl Resolver {
             Lookup::Valid(entry) => Ok(Target::Ready(BootKernel::Entry(entry))),
             _ => {
                 let dir = self.cache.layout().entry_dir(key);
-                let manifest = Manifest::load(&dir).map_err(|_| KernelError::UnknownKernel {
-                    id: key.to_string(),
-                })?;
+                let manifest =
+                    Manifest::load(&dir).map_err(|reason| KernelError::InvalidEntry {
+                        id: key.to_string(),
+                        key: key.to_string(),
+                        reason,
+                    })?;
                 Ok(Target::Source(request_from_manifest(&manifest)))
             }
         }
@@ -164,6 +167,17 @@ impl Resolver {
     /// The bootable kernel for `id`, without building: a source that is not
     /// in the cache yet is [`KernelError::NotBuilt`].
     pub fn locate(&self, id: Option<&str>, observer: &dyn Observer) -> Result<BootKernel> {
+        let shown = id.unwrap_or("(default)").to_string();
+        let invalid = |key: String, reason: String| KernelError::InvalidEntry {
+            id: shown.clone(),
+            key,
+            reason,
+        };
+        if let Some(key) = id.filter(|k| !k.contains('/')) {
+            if let Lookup::Invalid(reason) = self.cache.lookup(key) {
+                return Err(invalid(key.to_string(), reason));
+            }
+        }
         match self.target(id)? {
             Target::Ready(k) => Ok(k),
             Target::Source(req) => {
@@ -172,8 +186,9 @@ impl Resolver {
                     prepare(layout, &req.source, req.extra_kconfig.as_deref(), observer)?;
                 match self.cache.lookup(&prepared.key) {
                     Lookup::Valid(entry) => Ok(BootKernel::Entry(entry)),
-                    _ => Err(KernelError::NotBuilt {
-                        id: id.unwrap_or("(default)").to_string(),
+                    Lookup::Invalid(reason) => Err(invalid(prepared.key, reason)),
+                    Lookup::Absent => Err(KernelError::NotBuilt {
+                        id: shown,
                         key: prepared.key,
                     }),
                 }

@@ -6,13 +6,15 @@ use std::path::PathBuf;
 /// ended (panic, timeout, ...) is not an error but a [`crate::VmEnd`].
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
-    /// A file or directory operation failed.
-    #[error("{}: {source}", path.display())]
+    /// A file or directory operation failed. (The error is a field, not a
+    /// `source`: the message already says it, and a chain printer would
+    /// repeat it.)
+    #[error("{}: {error}", path.display())]
     Io {
         /// The path involved.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The backend program is not installed.
     #[error("{program} not found on PATH: {hint}")]
@@ -63,9 +65,9 @@ pub(crate) trait IoAt<T> {
 
 impl<T> IoAt<T> for std::io::Result<T> {
     fn at(self, path: impl Into<PathBuf>) -> Result<T, VmError> {
-        self.map_err(|source| VmError::Io {
+        self.map_err(|error| VmError::Io {
             path: path.into(),
-            source,
+            error,
         })
     }
 }

@@ -83,7 +83,7 @@ impl InitramfsCache {
         }
         tmp.persist(&path).map_err(|e| VmError::Io {
             path: path.clone(),
-            source: e.error,
+            error: e.error,
         })?;
         self.prune(&path);
         Ok(BaseImage {
