@@ -138,24 +138,24 @@ fn print_figures(
             "bare_lifetime_ms": {"min": f.bare.0, "median": f.bare.1},
             "lifetime_ratio": ratio,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
-    println!(
+    outln!(
         "boot benchmark: {} backend, {}, {} runs each, kernel {kernel}",
         vm.backend.kind(),
         vm.spec.topology,
         args.n,
-    );
-    println!("                          min      median");
+    )?;
+    outln!("                          min      median")?;
     for (name, (min, med)) in [
         ("ktstr: agent ready", f.ready),
         ("ktstr: VM lifetime", f.lifetime),
         ("bare boot: VM lifetime", f.bare),
     ] {
-        println!("{name:<24} {:>6.3} s {:>7.3} s", min / 1000.0, med / 1000.0);
+        outln!("{name:<24} {:>6.3} s {:>7.3} s", min / 1000.0, med / 1000.0)?;
     }
-    println!("lifetime ratio (median)  {ratio:.2}x");
+    outln!("lifetime ratio (median)  {ratio:.2}x")?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! `ktstr completions <shell>`: shell completion scripts from the clap
 //! definitions.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::CommandFactory;
@@ -13,9 +14,14 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
-/// Writes the completion script to stdout.
+/// Writes the completion script to stdout (built in memory first:
+/// clap_complete panics on a failed write, a closed pipe included).
 pub fn run(args: &CompletionsArgs) -> anyhow::Result<ExitCode> {
     let mut cmd = super::Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "ktstr", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "ktstr", &mut script);
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script)?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -178,7 +178,7 @@ fn choose_backend(
         session::run(backend, &probe_spec, io, &mut |_| {})
     };
     if choice == BackendChoice::Auto && probe.cached().is_none() {
-        eprintln!("probing whether KVM boots guests on this host (once per host)...");
+        errln!("probing whether KVM boots guests on this host (once per host)...");
     }
     Ok(probe::select(choice, &probe, &mut boot))
 }

@@ -93,18 +93,22 @@ pub fn run(cmd: KernelCommand, kernels_toml: Option<&Path>) -> anyhow::Result<Ex
 pub fn resolver(kernels_toml: Option<&Path>) -> anyhow::Result<Resolver> {
     let mirror =
         std::env::var("KTSTR_KERNEL_MIRROR").unwrap_or_else(|_| KERNEL_ORG_MIRROR.to_string());
-    let toml_path = match kernels_toml {
-        Some(p) => Some(p.to_path_buf()),
-        None => find_nearest("kernels.toml"),
-    };
-    let named = toml_path
-        .map(|p| KernelsToml::load(&p, &mirror))
-        .transpose()?;
+    let named = kernels_toml_at(kernels_toml, &mirror)?;
     Ok(Resolver {
         cache: KernelCache::new(CacheLayout::from_env()?),
         named,
         mirror,
     })
+}
+
+/// The given or nearest kernels.toml, loaded and validated (None when
+/// none is given and none is near).
+pub fn kernels_toml_at(given: Option<&Path>, mirror: &str) -> anyhow::Result<Option<KernelsToml>> {
+    let path = match given {
+        Some(p) => Some(p.to_path_buf()),
+        None => find_nearest("kernels.toml"),
+    };
+    Ok(path.map(|p| KernelsToml::load(&p, mirror)).transpose()?)
 }
 
 /// `name` in the current directory or the nearest parent that has it.
@@ -117,7 +121,7 @@ fn build_cmd(resolver: &Resolver, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let mut req = match resolver.target(args.id.as_deref())? {
         Target::Source(req) => req,
         Target::Ready(BootKernel::Entry(entry)) if args.extra_kconfig.is_none() && !args.force => {
-            emit_build(&entry, true, None, args.json);
+            emit_build(&entry, true, None, args.json)?;
             return Ok(ExitCode::SUCCESS);
         }
         Target::Ready(BootKernel::Entry(entry)) => request_from_manifest(&entry.manifest),
@@ -136,7 +140,7 @@ fn build_cmd(resolver: &Resolver, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let progress = Progress::new();
     let outcome = build(&resolver.cache, &req, &progress)?;
     if let Some(reason) = &outcome.rejected {
-        eprintln!(
+        errln!(
             "rebuilt corrupt cache entry {}: {reason}",
             outcome.entry.manifest.key
         );
@@ -146,21 +150,27 @@ fn build_cmd(resolver: &Resolver, args: BuildArgs) -> anyhow::Result<ExitCode> {
         outcome.cached,
         outcome.rejected.as_deref(),
         args.json,
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn emit_build(entry: &CacheEntry, cached: bool, rejected: Option<&str>, json: bool) {
+fn emit_build(
+    entry: &CacheEntry,
+    cached: bool,
+    rejected: Option<&str>,
+    json: bool,
+) -> std::io::Result<()> {
     if json {
         let v = json!({ "cached": cached, "rejected": rejected, "entry": entry_json(&entry.dir, Some(&entry.manifest), None) });
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&v).expect("json"))?;
     } else {
         let how = if cached { "cache hit" } else { "built" };
-        println!("{how}: {} ({})", entry.manifest.key, entry.dir.display());
-        println!("  bzImage   {}", entry.bzimage().display());
-        println!("  vmlinux   {}", entry.vmlinux().display());
-        println!("  schedulers {}", entry.manifest.schedulers.join(" "));
+        outln!("{how}: {} ({})", entry.manifest.key, entry.dir.display())?;
+        outln!("  bzImage   {}", entry.bzimage().display())?;
+        outln!("  vmlinux   {}", entry.vmlinux().display())?;
+        outln!("  schedulers {}", entry.manifest.schedulers.join(" "))?;
     }
+    Ok(())
 }
 
 /// The stable JSON shape of one cache entry.
@@ -210,27 +220,27 @@ fn list_cmd(cache: &KernelCache, json: bool) -> anyhow::Result<ExitCode> {
             })
             .collect();
         let v = json!({ "cache_dir": cache.layout().kernels_dir(), "entries": entries });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     if rows.is_empty() {
-        println!(
+        outln!(
             "no kernels in {} (run `ktstr kernel build`)",
             cache.layout().kernels_dir().display()
-        );
+        )?;
     }
     for r in rows {
         match (&r.manifest, &r.problem) {
-            (Some(m), None) => println!(
+            (Some(m), None) => outln!(
                 "{:<36} {:<10} {:<8} {} schedulers  {}",
                 r.key,
                 m.version,
                 format!("{:?}", m.source.kind).to_lowercase(),
                 m.schedulers.len(),
                 m.source.location
-            ),
-            (_, Some(p)) => println!("{:<36} INVALID: {p}", r.key),
-            (None, None) => println!("{:<36} INVALID", r.key),
+            )?,
+            (_, Some(p)) => outln!("{:<36} INVALID: {p}", r.key)?,
+            (None, None) => outln!("{:<36} INVALID", r.key)?,
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -241,15 +251,15 @@ fn clean_cmd(cache: &KernelCache, args: CleanArgs) -> anyhow::Result<ExitCode> {
         .clean(args.keep)
         .context("cleaning the kernel cache")?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({ "removed": removed }))?
-        );
+        )?;
     } else if removed.is_empty() {
-        println!("nothing to remove");
+        outln!("nothing to remove")?;
     } else {
         for key in removed {
-            println!("removed {key}");
+            outln!("removed {key}")?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -268,9 +278,9 @@ fn path_cmd(resolver: &Resolver, args: PathArgs) -> anyhow::Result<ExitCode> {
                 json!({ "image": path, "format": format, "entry": null })
             }
         };
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
     } else {
-        println!("{}", kernel.boot_image().display());
+        outln!("{}", kernel.boot_image().display())?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,8 @@
 //! Argument definitions and dispatch for every `ktstr` subcommand.
 
+#[macro_use]
+pub(crate) mod output;
+
 mod bench;
 mod completions;
 mod guest;
@@ -14,10 +17,12 @@ mod terminal;
 mod topo;
 mod vm;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+pub use output::{is_closed_pipe, CLOSED_PIPE_EXIT};
 
 /// ktstr: test Linux schedulers (sched_ext and EEVDF) in VMs of any CPU
 /// topology.
@@ -77,20 +82,40 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
 }
 
+/// The longest VM timeout a command takes, in seconds (30 days).
+pub const MAX_TIMEOUT_S: u64 = 30 * 24 * 3600;
+
+/// Paths a command reads besides its own arguments.
+#[derive(Debug, Clone, Copy)]
+pub struct Manifests<'a> {
+    /// kernels.toml (None: the nearest).
+    pub kernels: Option<&'a Path>,
+    /// schedulers.toml (None: the nearest).
+    pub schedulers: Option<&'a Path>,
+}
+
+impl Manifests<'_> {
+    /// Loads and validates both (the given ones must exist), so a broken
+    /// manifest is reported before anything else happens.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        sched::registry(self.schedulers)?;
+        kernel::kernels_toml_at(self.kernels, ktstr_kernel::KERNEL_ORG_MIRROR)?;
+        Ok(())
+    }
+}
+
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let manifests = Manifests {
+        kernels: cli.kernels_toml.as_deref(),
+        schedulers: cli.schedulers_toml.as_deref(),
+    };
     match cli.command {
         Command::Kernel(cmd) => kernel::run(cmd, cli.kernels_toml.as_deref()),
-        Command::Run(args) => run::run(
-            args,
-            run::Manifests {
-                kernels: cli.kernels_toml.as_deref(),
-                schedulers: cli.schedulers_toml.as_deref(),
-            },
-        ),
+        Command::Run(args) => run::run(args, manifests),
         Command::Sched(cmd) => sched::run(cmd, cli.schedulers_toml.as_deref()),
-        Command::Check(args) => scripts::check(&args),
-        Command::Plan(args) => scripts::plan(&args),
+        Command::Check(args) => scripts::check(&args, manifests),
+        Command::Plan(args) => scripts::plan(&args, manifests),
         Command::List(args) => scripts::list(&args),
         Command::Defs(args) => scripts::defs(&args),
         Command::Vm(cmd) => vm::run(cmd, cli.kernels_toml.as_deref()),

@@ -65,7 +65,7 @@ impl Observer for Progress {
             let prefix = bar.prefix();
             bar.finish_and_clear();
             if !bar.is_hidden() {
-                eprintln!("{prefix}: {summary} in {:.1}s", bar.elapsed().as_secs_f64());
+                errln!("{prefix}: {summary} in {:.1}s", bar.elapsed().as_secs_f64());
             }
         }
     }

@@ -104,23 +104,23 @@ fn install_cmd(
         force: args.force,
     };
     if !args.json && reusable(layout, &req).is_none() {
-        eprintln!("installing {name} (cargo install; cold builds take minutes)");
+        errln!("installing {name} (cargo install; cold builds take minutes)");
     }
     let done = install(layout, &req).with_context(|| format!("installing {name}"))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&done)?);
+        outln!("{}", serde_json::to_string_pretty(&done)?)?;
     } else {
         let how = if done.built {
             "installed"
         } else {
             "already installed"
         };
-        println!(
+        outln!(
             "{how}: {} {} at {}",
             done.name,
             done.version,
             done.binary.display()
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -149,7 +149,7 @@ fn list_cmd(
         })
         .collect();
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     for r in &rows {
@@ -160,24 +160,11 @@ fn list_cmd(
         } else {
             "not installed (ktstr sched install)".to_string()
         };
-        println!(
+        outln!(
             "{:<14} {whence:<36} {}",
             r["name"].as_str().unwrap_or(""),
             r["description"].as_str().unwrap_or("")
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A scheduler on the host: a path (with a `/`) that exists, one
-/// installed in the cache, or a program on PATH.
-pub fn on_host(name: &str) -> Option<PathBuf> {
-    if name.contains('/') {
-        return Some(PathBuf::from(name)).filter(|p| p.is_file());
-    }
-    CacheLayout::from_env()
-        .ok()
-        .and_then(|l| installed(&l, name, None))
-        .map(|i| i.binary)
-        .or_else(|| ktstr_vmm::qemu::find_on_path(name))
 }

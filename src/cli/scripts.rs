@@ -12,6 +12,8 @@ use ktstr_kernel::SAMPLE_SCHEDULERS;
 use ktstr_topology::Topology;
 use serde_json::json;
 
+use super::Manifests;
+
 /// Arguments of `check`.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -62,10 +64,13 @@ pub struct DefsArgs {
 }
 
 /// Whether a scheduler name or path can be found: a sample scheduler built
-/// with every kernel, an existing path, an installed one, or a program
-/// on PATH.
-fn scheduler_exists(name: &str) -> bool {
-    SAMPLE_SCHEDULERS.contains(&name) || super::sched::on_host(name).is_some()
+/// with every kernel, or an executable program at a path, installed, or on
+/// PATH. `Err` says why not.
+fn scheduler_exists(name: &str) -> Result<(), String> {
+    if SAMPLE_SCHEDULERS.contains(&name) {
+        return Ok(());
+    }
+    ktstr_sched::on_host(name).map(|_| ())
 }
 
 fn options(topology: Option<Topology>) -> CheckOptions {
@@ -76,24 +81,30 @@ fn options(topology: Option<Topology>) -> CheckOptions {
     }
 }
 
-/// `ktstr check`: exit 0 when every script is clean, 1 otherwise.
-pub fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+/// `ktstr check`: exit 0 when every script is clean, 1 otherwise. The
+/// manifests a run would read are validated first.
+pub fn check(args: &CheckArgs, manifests: Manifests) -> anyhow::Result<ExitCode> {
+    manifests.validate()?;
     let opts = options(args.topology);
     let results: Vec<Checked> = args.files.iter().map(|f| check_file(f, &opts)).collect();
     let clean = results.iter().all(Checked::is_clean);
     if args.json {
         let v: Vec<_> = results
             .iter()
-            .map(|c| json!({"file": c.file, "clean": c.is_clean(), "diagnostics": c.diagnostics}))
+            .map(|c| {
+                json!({"file": c.file, "clean": c.is_clean(), "diagnostics": c.diagnostics,
+                       "output": c.output})
+            })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         for c in &results {
+            show_output(c);
             if c.is_clean() {
-                println!("ok    {}", c.file);
+                outln!("ok    {}", c.file)?;
             } else {
-                eprint!("{}", c.render());
-                println!("FAIL  {} ({} error(s))", c.file, c.diagnostics.len());
+                err!("{}", c.render());
+                outln!("FAIL  {} ({} error(s))", c.file, c.diagnostics.len())?;
             }
         }
     }
@@ -104,11 +115,30 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// What a script printed (`print`, `debug`), on stderr.
+pub fn show_output(c: &Checked) {
+    for p in &c.output.lines {
+        match &p.at {
+            Some(at) => errln!("{at}: debug: {}", p.text),
+            None => errln!("{}: print: {}", c.file, p.text),
+        }
+    }
+    if c.output.dropped > 0 {
+        errln!(
+            "{}: {} more printed lines dropped",
+            c.file,
+            c.output.dropped
+        );
+    }
+}
+
 /// `ktstr plan`: the resolved Plan of one script.
-pub fn plan(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+pub fn plan(args: &PlanArgs, manifests: Manifests) -> anyhow::Result<ExitCode> {
+    manifests.validate()?;
     let c = check_file(&args.file, &options(args.topology));
+    show_output(&c);
     if !c.is_clean() {
-        eprint!("{}", c.render());
+        err!("{}", c.render());
         return Ok(ExitCode::from(1));
     }
     let plan = c.plan.context("a clean check has a plan")?;
@@ -116,28 +146,28 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         let mut v = serde_json::to_value(&plan)?;
         v["resolved_topology"] = json!(topology.map(|t| t.to_string()));
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("scenario   {}: {}", plan.name, plan.description);
-    println!("duration   {} s", plan.duration_s);
-    println!(
+    outln!("scenario   {}: {}", plan.name, plan.description)?;
+    outln!("duration   {} s", plan.duration_s)?;
+    outln!(
         "topology   {}",
         topology.map_or("none fits".to_string(), |t| t.to_string())
-    );
+    )?;
     let sched = plan
         .scheduler
         .as_ref()
         .map_or("EEVDF (none)".to_string(), |s| {
             format!("{} {}", s.name, s.args.join(" "))
         });
-    println!("scheduler  {}", sched.trim());
+    outln!("scheduler  {}", sched.trim())?;
     for g in &plan.cgroups {
-        println!("cgroup     {}: {} x {}", g.name, g.workers, g.work.name());
+        outln!("cgroup     {}: {} x {}", g.name, g.workers, g.work.name())?;
     }
-    println!("steps      {}", plan.steps.len());
+    outln!("steps      {}", plan.steps.len())?;
     for c in &plan.claims {
-        println!("claim      {}", c.label);
+        outln!("claim      {}", c.label)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -154,15 +184,30 @@ pub fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
                 .is_none_or(|f| e.id.contains(f) || e.description.contains(f))
         })
         .collect();
+    let unreadable = entries.iter().filter(|e| e.problem.is_some()).count();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
+        outln!("{}", serde_json::to_string_pretty(&entries)?)?;
     } else {
-        let width = entries.iter().map(|e| e.id.len()).max().unwrap_or(0);
+        let width = entries
+            .iter()
+            .filter(|e| e.problem.is_none())
+            .map(|e| e.id.len())
+            .max()
+            .unwrap_or(0);
         for e in &entries {
-            println!("{:width$}  {}", e.id, e.description);
+            match &e.problem {
+                Some(p) => errln!("warning: {}: {p}", e.path.display()),
+                None => outln!("{:width$}  {}", e.id, e.description)?,
+            }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    // Like ls(1): what could be read is listed, and the exit status says
+    // that something could not.
+    Ok(if unreadable == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// `ktstr defs`: `.d.rhai` definition files for editors.
@@ -171,6 +216,6 @@ pub fn defs(args: &DefsArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("creating {}", args.dir.display()))?;
     ktstr_engine::defs::write_definitions(&args.dir)
         .with_context(|| format!("writing definitions into {}", args.dir.display()))?;
-    println!("wrote Rhai definitions into {}", args.dir.display());
+    outln!("wrote Rhai definitions into {}", args.dir.display())?;
     Ok(ExitCode::SUCCESS)
 }

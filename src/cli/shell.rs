@@ -33,9 +33,10 @@ pub struct ShellArgs {
     /// its status (125 if the VM itself failed).
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
-    /// Seconds before the VM is killed (default: 600 with --exec, none
+    /// Seconds before the VM is killed (default: 600 with --exec, 30 days
     /// interactively).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=super::MAX_TIMEOUT_S))]
     pub timeout: Option<u64>,
 }
 
@@ -60,7 +61,11 @@ pub fn run(args: ShellArgs, kernels_toml: Option<&Path>) -> anyhow::Result<ExitC
         },
         fault: None,
     };
-    let default_timeout = if interactive { 30 * 24 * 3600 } else { 600 };
+    let default_timeout = if interactive {
+        super::MAX_TIMEOUT_S
+    } else {
+        600
+    };
     let timeout = Duration::from_secs(args.timeout.unwrap_or(default_timeout));
     let payload = Payload {
         busybox: true,
@@ -70,7 +75,7 @@ pub fn run(args: ShellArgs, kernels_toml: Option<&Path>) -> anyhow::Result<ExitC
     let mut io = SessionIo::logged(vm.console_log.clone());
     io.cancel = guest::cancel_on_signals()?;
     let outcome = if interactive {
-        eprintln!(
+        errln!(
             "ktstr shell: {} on {}, booting... (Ctrl-] quits)",
             vm.spec.topology,
             vm.backend.kind()
@@ -108,16 +113,16 @@ fn finish(outcome: &VmOutcome) -> anyhow::Result<ExitCode> {
     match (&outcome.end, outcome.exit_code) {
         (VmEnd::Completed, Some(code)) if outcome.agent_errors.is_empty() => {
             for e in &outcome.protocol_errors {
-                eprintln!("warning: channel error: {e}");
+                errln!("warning: channel error: {e}");
             }
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
         (VmEnd::Interrupted, _) => {
-            eprintln!("\r\nktstr shell: VM stopped");
+            errln!("\r\nktstr shell: VM stopped");
             Ok(ExitCode::from(130))
         }
         _ => {
-            eprintln!("error: {}", outcome.failure_report());
+            errln!("error: {}", outcome.failure_report());
             Ok(ExitCode::from(VM_FAILED))
         }
     }

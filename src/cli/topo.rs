@@ -10,10 +10,10 @@ use super::layout_view::{layout_json, layout_lines};
 pub fn run(args: &JsonArg) -> anyhow::Result<ExitCode> {
     let layout = ktstr_topology::sysfs::read_layout(Path::new("/sys"))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&layout_json(&layout))?);
+        outln!("{}", serde_json::to_string_pretty(&layout_json(&layout))?)?;
     } else {
         for line in layout_lines(&layout) {
-            println!("{line}");
+            outln!("{line}")?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -24,8 +24,9 @@ pub enum VmCommand {
 pub struct ProbeArgs {
     #[command(flatten)]
     pub vm: VmArgs,
-    /// Seconds before the VM is killed.
-    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    /// Seconds before the VM is killed (1 to 30 days).
+    #[arg(long, default_value_t = 120, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=super::MAX_TIMEOUT_S))]
     pub timeout: u64,
     /// Make the guest agent fail on purpose (for testing ktstr itself):
     /// kernel-panic, agent-exit, hang or garbage.
@@ -73,14 +74,14 @@ fn probe(args: ProbeArgs, kernels_toml: Option<&std::path::Path>) -> anyhow::Res
     let ok = outcome.is_clean() && differences.is_empty();
     if args.json {
         let v = probe_json(&vm, &outcome, &differences, &guest::kernel_label(&kernel));
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
     } else {
-        print_probe(&vm, &outcome, &differences);
+        print_probe(&vm, &outcome, &differences)?;
     }
     if !outcome.is_clean() {
-        eprintln!("error: {}", outcome.failure_report());
+        errln!("error: {}", outcome.failure_report());
     } else if !differences.is_empty() {
-        eprintln!(
+        errln!(
             "error: the guest does not see topology {}:\n  {}",
             vm.spec.topology,
             differences.join("\n  ")
@@ -117,36 +118,37 @@ fn probe_json(vm: &PreparedVm, o: &VmOutcome, differences: &[String], kernel: &s
     v
 }
 
-fn print_probe(vm: &PreparedVm, o: &VmOutcome, differences: &[String]) {
+fn print_probe(vm: &PreparedVm, o: &VmOutcome, differences: &[String]) -> std::io::Result<()> {
     let backend = match &vm.probe {
         Some(p) => format!("{} (auto: {})", o.backend, p.reason),
         None => o.backend.to_string(),
     };
-    println!("backend       {backend}");
-    println!(
+    outln!("backend       {backend}")?;
+    outln!(
         "topology      {} ({} CPUs)",
         vm.spec.topology,
         vm.spec.topology.cpus()
-    );
-    let Some(r) = &o.report else { return };
-    println!("kernel        {}", r.kernel_release);
-    println!(
+    )?;
+    let Some(r) = &o.report else { return Ok(()) };
+    outln!("kernel        {}", r.kernel_release)?;
+    outln!(
         "sched_ext     {}",
         r.sched_ext_state.as_deref().unwrap_or("not in this kernel")
-    );
+    )?;
     for line in layout_lines(&r.layout) {
-        println!("{line}");
+        outln!("{line}")?;
     }
-    println!(
+    outln!(
         "matches       {}",
         if differences.is_empty() { "yes" } else { "NO" }
-    );
-    println!(
+    )?;
+    outln!(
         "boot          agent ready {:.2} s, VM lifetime {:.2} s",
         o.ready_ms.unwrap_or(0.0) / 1000.0,
         o.lifetime_ms / 1000.0
-    );
+    )?;
     for w in &r.warnings {
-        println!("warning       {w}");
+        outln!("warning       {w}")?;
     }
+    Ok(())
 }

@@ -44,7 +44,7 @@ pub fn run_file(ctx: &mut Context, file: &Path, attempt: u32) -> anyhow::Result<
     };
     let checked = check_file(file, &opts);
     if !checked.is_clean() {
-        eprint!("{}", checked.render());
+        err!("{}", checked.render());
         return Ok(JobResult::failed(
             file.display().to_string(),
             "the script has errors".into(),

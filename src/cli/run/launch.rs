@@ -39,15 +39,12 @@ pub fn resolve(
         BootKernel::Entry(e) => e.scheduler(&s.name),
         BootKernel::Image { .. } => None,
     };
-    let host = from_cache
-        .or_else(|| crate::cli::sched::on_host(&s.name))
-        .ok_or_else(|| {
-            format!(
-                "scheduler `{}` not found: not a sample scheduler of the kernel cache entry, \
-                 not installed (ktstr sched install {0}), not on PATH",
-                s.name
-            )
-        })?;
+    let host = match from_cache {
+        Some(p) => p,
+        None => {
+            ktstr_sched::on_host(&s.name).map_err(|why| format!("scheduler `{}` {why}", s.name))?
+        }
+    };
     let base = host
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -45,8 +45,9 @@ pub struct RunArgs {
     /// Topology; overrides the script's.
     #[arg(long, short, value_name = "T")]
     pub topology: Option<Topology>,
-    /// Duration in seconds; overrides the script's.
-    #[arg(long, value_name = "SECS")]
+    /// Duration in seconds (more than 0, at most 3600); overrides the
+    /// script's.
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
     pub duration: Option<f64>,
     /// A threshold over every other layer, e.g. max_gap_ms=3000 (repeatable).
     #[arg(long = "threshold", value_name = "KEY=VALUE", value_parser = parse_threshold)]
@@ -70,31 +71,22 @@ fn parse_threshold(s: &str) -> Result<(String, f64), String> {
     let (k, v) = s
         .split_once('=')
         .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))?;
-    let known = ktstr_engine::verdict::threshold_names();
-    if !known.contains(&k) {
-        return Err(format!(
-            "unknown threshold `{k}` (known: {})",
-            known.join(", ")
-        ));
-    }
     let v: f64 = v
         .parse()
-        .ok()
-        .filter(|v: &f64| v.is_finite() && *v >= 0.0)
-        .ok_or_else(|| format!("`{v}` is not a number >= 0"))?;
+        .map_err(|_| format!("`{v}` is not a number >= 0"))?;
+    ktstr_engine::verdict::check_threshold(k, v)?;
     Ok((k.to_string(), v))
 }
 
-/// Paths the run reads besides the scripts.
-pub struct Manifests<'a> {
-    /// kernels.toml (None: the nearest).
-    pub kernels: Option<&'a Path>,
-    /// schedulers.toml (None: the nearest).
-    pub schedulers: Option<&'a Path>,
+/// `--duration`: the same bounds as the script's `duration(...)`.
+fn parse_duration(s: &str) -> Result<f64, String> {
+    let secs: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    ktstr_engine::plan::check_duration(secs)?;
+    Ok(secs)
 }
 
 /// Runs every file (`repeat` times); the exit code is the worst outcome's.
-pub fn run(args: RunArgs, manifests: Manifests) -> anyhow::Result<ExitCode> {
+pub fn run(args: RunArgs, manifests: super::Manifests) -> anyhow::Result<ExitCode> {
     let registry = super::sched::registry(manifests.schedulers)?;
     let run_dir = runs_dir().join(run_id());
     let mut ctx = job::Context {
@@ -111,18 +103,18 @@ pub fn run(args: RunArgs, manifests: Manifests) -> anyhow::Result<ExitCode> {
             let mut r = job::run_file(&mut ctx, file, i)?;
             r.repeat = (args.repeat > 1).then_some((i + 1, args.repeat));
             if !args.json {
-                report::print_result(&r);
+                report::print_result(&r)?;
             }
             outcomes.push(r.verdict.outcome);
             results.push(r);
         }
         if args.repeat > 1 && !args.json {
-            println!("{}", repeat_summary(file, &outcomes));
+            outln!("{}", repeat_summary(file, &outcomes))?;
         }
     }
     if args.json {
         let v: Vec<_> = results.iter().map(JobResult::to_json).collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
     }
     let worst = results
         .iter()

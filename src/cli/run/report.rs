@@ -173,27 +173,28 @@ pub fn host_facts() -> serde_json::Value {
 
 /// One line per job; on anything but a pass, the reasons, the stats
 /// block and the sidecar's path.
-pub fn print_result(r: &JobResult) {
+pub fn print_result(r: &JobResult) -> std::io::Result<()> {
     let run = r
         .repeat
         .map(|(i, n)| format!(" (run {i}/{n})"))
         .unwrap_or_default();
-    println!(
+    outln!(
         "{} [{:>5.1}s] {}{run}",
         r.verdict.outcome.label(),
         r.seconds,
         r.label
-    );
+    )?;
     if r.verdict.outcome == Outcome::Pass {
-        return;
+        return Ok(());
     }
     for reason in &r.verdict.reasons {
-        println!("    {}", reason.replace('\n', "\n    "));
+        outln!("    {}", reason.replace('\n', "\n    "))?;
     }
     for s in &r.stats {
-        println!("    {s}");
+        outln!("    {s}")?;
     }
     if let Some(p) = &r.sidecar {
-        println!("    sidecar: {}", p.display());
+        outln!("    sidecar: {}", p.display())?;
     }
+    Ok(())
 }
