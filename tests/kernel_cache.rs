@@ -123,13 +123,20 @@ fn truncated_entry_is_rebuilt_not_used() {
         .set_len(full / 3)
         .unwrap();
 
-    // Not used: locating it reports it as not built.
+    // Not used: locating it says why.
     let err = failure(
         ktstr()
             .args(["kernel", "path"])
             .env("KTSTR_CACHE_DIR", cache.path()),
     );
-    assert!(err.contains("is not built yet"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "is not usable: vmlinux is {} bytes, manifest says {full}",
+            full / 3
+        )),
+        "{err}"
+    );
+    assert!(err.contains("(`ktstr kernel build` rebuilds it"), "{err}");
 
     // Rebuilt: the build notices, says why, and installs a valid entry.
     let o = run(ktstr()

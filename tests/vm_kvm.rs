@@ -6,10 +6,19 @@
 //! failure is reported cleanly, within its bound, with nothing left
 //! behind, and that the real kernel got as far as reading the VMM's e820
 //! map, ACPI tables (SRAT nodes, MADT CPUs) from its early console.
+//!
+//! The software hypervisor's speed differs between machines of the same
+//! kind (`nr_cpu_ids` was printed 22 s into the boot on one, not within
+//! 20 s on another), so the test does not race a clock: the guest runs
+//! until it dies by itself, and the timeout is only a guard against a
+//! hang, ten times what a run took here.
 
 mod common;
 
 use std::time::{Duration, Instant};
+
+/// The guard against a hung guest: a generous bound, not a measurement.
+const HANG_GUARD_S: u64 = 300;
 
 use common::{json, run, stderr, VmEnv};
 use serde_json::{json, Value};
@@ -28,11 +37,12 @@ fn own_kvm_boots_linux_where_it_can_and_says_why_where_it_cannot() {
     let Some(env) = VmEnv::new() else { return };
     let log = env.cache.path().join("kvm-console.log");
     let log_arg = log.to_string_lossy().into_owned();
+    let guard = HANG_GUARD_S.to_string();
     let (v, ok, err, took) = probe(
         &env,
         &[
             "--timeout",
-            "20",
+            &guard,
             "--topology",
             "2n4l2c1t",
             "--append",
@@ -49,13 +59,14 @@ fn own_kvm_boots_linux_where_it_can_and_says_why_where_it_cannot() {
             "not run: the own KVM VMM cannot boot Linux on this host: {}",
             outcome["end"]
         );
-        // The failure is a clean, bounded, explained end.
-        assert!(took < Duration::from_secs(60), "took {took:?}");
-        let kind = outcome["end"]["kind"].as_str().unwrap_or_default();
+        // The failure is a clean, bounded, explained end: the guest dies by
+        // itself (a KVM error or a panic) well before the guard.
         assert!(
-            ["backend_failed", "timeout", "kernel_panic"].contains(&kind),
-            "{v:#}"
+            took < Duration::from_secs(HANG_GUARD_S + 60),
+            "took {took:?}"
         );
+        let kind = outcome["end"]["kind"].as_str().unwrap_or_default();
+        assert!(["backend_failed", "kernel_panic"].contains(&kind), "{v:#}");
         assert!(err.contains("kvm"), "{err}");
         let console = std::fs::read_to_string(&log).unwrap();
         for seen in [

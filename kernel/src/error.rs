@@ -137,10 +137,12 @@ pub enum KernelError {
     },
     /// A cache entry that exists but cannot be used (a corrupt manifest, a
     /// file that is missing or differs from its recorded hash).
-    #[error("kernel `{id}`: its cache entry {key} is not usable: {reason} (`ktstr kernel build {id}` rebuilds it, `ktstr kernel clean` removes it)")]
+    #[error("kernel `{id}`: its cache entry {key} is not usable: {reason} (`{rebuild}` rebuilds it, `ktstr kernel clean` removes it)")]
     InvalidEntry {
-        /// The identifier given.
+        /// The identifier given (`(default)` for the default kernel).
         id: String,
+        /// The command that rebuilds it.
+        rebuild: String,
         /// The entry's cache key.
         key: String,
         /// Why it is not usable.

@@ -134,6 +134,7 @@ impl Resolver {
                 let manifest =
                     Manifest::load(&dir).map_err(|reason| KernelError::InvalidEntry {
                         id: key.to_string(),
+                        rebuild: format!("ktstr kernel build {key}"),
                         key: key.to_string(),
                         reason,
                     })?;
@@ -168,8 +169,13 @@ impl Resolver {
     /// in the cache yet is [`KernelError::NotBuilt`].
     pub fn locate(&self, id: Option<&str>, observer: &dyn Observer) -> Result<BootKernel> {
         let shown = id.unwrap_or("(default)").to_string();
+        let rebuild = match id {
+            Some(id) => format!("ktstr kernel build {id}"),
+            None => "ktstr kernel build".to_string(),
+        };
         let invalid = |key: String, reason: String| KernelError::InvalidEntry {
             id: shown.clone(),
+            rebuild: rebuild.clone(),
             key,
             reason,
         };
