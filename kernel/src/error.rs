@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::kconfig::DroppedOption;
+use crate::option::DroppedOption;
 
 /// Everything that can go wrong while resolving, fetching, configuring,
 /// building or caching a guest kernel.

@@ -3,12 +3,12 @@
 //! `olddefconfig`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{IoContext, KernelError, Result};
+use crate::option::{DroppedOption, OptionValue};
 
 /// ktstr's own fragment, applied on top of `make tinyconfig`.
 pub const KTSTR_KCONFIG: &str = include_str!("../ktstr.kconfig");
@@ -16,24 +16,6 @@ pub const KTSTR_KCONFIG: &str = include_str!("../ktstr.kconfig");
 /// Bumped whenever the build recipe changes in a way that changes outputs,
 /// so that old cache entries are not reused for new recipes.
 pub const RECIPE_VERSION: u32 = 1;
-
-/// The value a fragment or a `.config` gives one option.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum OptionValue {
-    /// `CONFIG_X=value` (value as written, e.g. `y`, `512`, `"str"`).
-    Set(String),
-    /// `# CONFIG_X is not set`.
-    NotSet,
-}
-
-impl fmt::Display for OptionValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OptionValue::Set(v) => write!(f, "={v}"),
-            OptionValue::NotSet => write!(f, " is not set"),
-        }
-    }
-}
 
 /// One kconfig fragment: where it came from and its text.
 #[derive(Debug, Clone)]
@@ -129,37 +111,6 @@ pub fn parse_config(text: &str) -> BTreeMap<String, OptionValue> {
             _ => None,
         })
         .collect()
-}
-
-/// An option a fragment asked for that the final configuration lacks.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct DroppedOption {
-    /// The option, e.g. `CONFIG_E1000`.
-    pub name: String,
-    /// What the fragment asked for.
-    pub wanted: OptionValue,
-    /// What `.config` ended up with (`None`: absent entirely).
-    pub got: Option<OptionValue>,
-    /// The fragment that asked.
-    pub origin: PathBuf,
-}
-
-impl fmt::Display for DroppedOption {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let got = match &self.got {
-            Some(OptionValue::Set(v)) => format!("={v}"),
-            Some(OptionValue::NotSet) | None => " is not set".to_string(),
-        };
-        write!(
-            f,
-            "{}{} (asked by {}): the final .config has {}{}",
-            self.name,
-            self.wanted,
-            self.origin.display(),
-            self.name,
-            got
-        )
-    }
 }
 
 /// Compares what the fragments ask for (later fragments override earlier

@@ -16,6 +16,7 @@ pub mod kernels_toml;
 pub mod layout;
 pub mod manifest;
 pub mod observer;
+pub mod option;
 pub mod prepare;
 pub mod resolve;
 pub mod runner;

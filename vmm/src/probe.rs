@@ -150,14 +150,20 @@ impl KvmProbe {
         v
     }
 
+    /// Writes the verdict through a temporary file of this writer's own,
+    /// renamed into place: several processes (or jobs of one) may probe at
+    /// once, and each reader sees one whole verdict.
     fn store(&self, v: &ProbeVerdict) {
-        if let Some(dir) = self.cache_file.parent() {
-            let _ = fs::create_dir_all(dir);
-        }
-        let tmp = self.cache_file.with_extension("tmp");
+        let Some(dir) = self.cache_file.parent() else {
+            return;
+        };
+        let _ = fs::create_dir_all(dir);
         let text = serde_json::to_string_pretty(v).expect("verdicts serialize");
-        if fs::write(&tmp, text).is_ok() {
-            let _ = fs::rename(&tmp, &self.cache_file);
+        let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) else {
+            return;
+        };
+        if std::io::Write::write_all(&mut tmp, text.as_bytes()).is_ok() {
+            let _ = tmp.persist(&self.cache_file);
         }
     }
 

@@ -24,15 +24,12 @@ use ktstr_topology::Topology;
 use zerocopy::{Immutable, IntoBytes};
 
 use super::apic_ids::ApicIds;
-use super::layout::{node_ranges, ACPI_END, IOAPIC_ADDRESS, LAPIC_ADDRESS, RSDP_ADDRESS};
-use super::serial::{COM1, COM1_GSI, COM2, COM2_GSI};
+use super::layout::{
+    node_ranges, ACPI_END, COM1, COM1_GSI, COM2, COM2_GSI, IOAPIC_ADDRESS, LAPIC_ADDRESS,
+    RSDP_ADDRESS, S5_SLEEP_TYPE, SLEEP_CONTROL_PORT,
+};
 use crate::error::VmError;
 
-/// The I/O port of the FADT's sleep control and status registers: writing
-/// `SLP_EN | SLP_TYP=5` (0x34) powers the guest off.
-pub const SLEEP_CONTROL_PORT: u16 = 0x3c0;
-/// The `\_S5` sleep type the DSDT declares.
-pub const S5_SLEEP_TYPE: u8 = 5;
 /// The OEM ID in every table.
 const OEM_ID: [u8; 6] = *b"KTSTR ";
 /// The OEM table ID in every table.

@@ -49,6 +49,25 @@ pub const IOAPIC_ADDRESS: u32 = 0xfec0_0000;
 /// The local APICs' MMIO base.
 pub const LAPIC_ADDRESS: u32 = 0xfee0_0000;
 
+/// COM1 (console).
+pub const COM1: u16 = 0x3f8;
+/// COM2 (the host/guest channel).
+pub const COM2: u16 = 0x2f8;
+/// COM1's interrupt (GSI, the ISA IRQ).
+pub const COM1_GSI: u32 = 4;
+/// COM2's interrupt.
+pub const COM2_GSI: u32 = 3;
+/// i8042 command port (writing 0xFE resets the machine).
+pub const I8042_COMMAND: u16 = 0x64;
+/// The I/O port of the hardware-reduced FADT's sleep control and status
+/// registers: writing `SLP_EN` (bit 5) with `SLP_TYP` 5 (bits 2-4), 0x34,
+/// powers the guest off.
+pub const SLEEP_CONTROL_PORT: u16 = 0x3c0;
+/// The `\_S5` sleep type the DSDT declares.
+pub const S5_SLEEP_TYPE: u8 = 5;
+/// A write here ends the writing vCPU (freestanding guests only).
+pub const DEBUG_EXIT: u16 = 0x501;
+
 /// e820 type of usable RAM.
 pub const E820_RAM: u32 = 1;
 /// e820 type of reserved memory.

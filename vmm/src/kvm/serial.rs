@@ -12,21 +12,8 @@ use std::sync::{Arc, Mutex};
 use vm_superio::{Serial, Trigger};
 use vmm_sys_util::eventfd::EventFd;
 
-/// COM1 (console).
-pub const COM1: u16 = 0x3f8;
-/// COM2 (the host/guest channel).
-pub const COM2: u16 = 0x2f8;
-/// COM1's interrupt (GSI, the ISA IRQ).
-pub const COM1_GSI: u32 = 4;
-/// COM2's interrupt.
-pub const COM2_GSI: u32 = 3;
-/// i8042 command port (writing 0xFE resets the machine).
-pub const I8042_COMMAND: u16 = 0x64;
-/// The hardware-reduced ACPI sleep control register (the FADT points
-/// here): `SLP_EN` (bit 5) with `SLP_TYP` 5 (bits 2-4) is S5, power-off.
-pub const SLEEP_CONTROL: u16 = super::acpi::SLEEP_CONTROL_PORT;
-/// A write here ends the writing vCPU (freestanding guests only).
-pub const DEBUG_EXIT: u16 = 0x501;
+use super::layout::{COM1, COM2, DEBUG_EXIT, I8042_COMMAND};
+use super::layout::{S5_SLEEP_TYPE, SLEEP_CONTROL_PORT};
 
 /// A UART output that keeps what the guest wrote (up to 1 MiB) for the
 /// host to read.
@@ -114,9 +101,7 @@ impl PortBus {
         }
         match port {
             I8042_COMMAND if first == 0xfe => PortAction::Reset,
-            SLEEP_CONTROL
-                if first & (1 << 5) != 0 && (first >> 2) & 7 == super::acpi::S5_SLEEP_TYPE =>
-            {
+            SLEEP_CONTROL_PORT if first & (1 << 5) != 0 && (first >> 2) & 7 == S5_SLEEP_TYPE => {
                 PortAction::PowerOff
             }
             DEBUG_EXIT => PortAction::VcpuDone,
@@ -128,7 +113,7 @@ impl PortBus {
     pub fn read(&self, port: u16, data: &mut [u8]) {
         // The i8042 status reads "nothing pending" (a reset needs no
         // wait); the sleep status register reads "not waking".
-        let idle = matches!(port, I8042_COMMAND | SLEEP_CONTROL);
+        let idle = matches!(port, I8042_COMMAND | SLEEP_CONTROL_PORT);
         data.fill(if idle { 0 } else { 0xff });
         if let Some((uart, offset)) = self.uart(port) {
             let mut u = uart.lock().unwrap_or_else(|p| p.into_inner());
@@ -176,10 +161,10 @@ mod tests {
         assert_eq!(&*ch.0.lock().unwrap(), b"x");
         assert_eq!(bus.write(I8042_COMMAND, &[0xfe]), PortAction::Reset);
         let mut buf = [0u8; 4];
-        assert_eq!(bus.write(SLEEP_CONTROL, &[0x34]), PortAction::PowerOff);
+        assert_eq!(bus.write(SLEEP_CONTROL_PORT, &[0x34]), PortAction::PowerOff);
         // Clearing WAK_STS, or sleeping to S3, is not power-off.
-        assert_eq!(bus.write(SLEEP_CONTROL, &[0x80]), PortAction::None);
-        assert_eq!(bus.write(SLEEP_CONTROL, &[0x2c]), PortAction::None);
+        assert_eq!(bus.write(SLEEP_CONTROL_PORT, &[0x80]), PortAction::None);
+        assert_eq!(bus.write(SLEEP_CONTROL_PORT, &[0x2c]), PortAction::None);
         bus.read(I8042_COMMAND, &mut buf[..1]);
         assert_eq!(buf[0], 0);
         assert_eq!(bus.write(DEBUG_EXIT, &[0]), PortAction::VcpuDone);
