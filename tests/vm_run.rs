@@ -4,11 +4,13 @@
 mod common;
 
 use common::{run, stderr, stdout, VmEnv};
-use serde_json::Value;
+use ktstr_plan::verdict::Outcome;
+use ktstr_run::Sidecar;
+use ktstr_vmm::VmEnd;
 
 /// `ktstr run ARGS --backend qemu-tcg` with runs written to a private dir;
 /// returns (exit code, stdout, the sidecar).
-fn ktstr_run(env: &VmEnv, args: &[&str]) -> (Option<i32>, String, Option<Value>) {
+fn ktstr_run(env: &VmEnv, args: &[&str]) -> (Option<i32>, String, Option<Sidecar>) {
     let runs = env.cache.path().join("runs");
     let mut full = vec!["run"];
     full.extend_from_slice(args);
@@ -21,19 +23,20 @@ fn ktstr_run(env: &VmEnv, args: &[&str]) -> (Option<i32>, String, Option<Value>)
 }
 
 /// The first sidecar under `dir`.
-fn walk_json(dir: &std::path::Path) -> Option<Value> {
+fn walk_json(dir: &std::path::Path) -> Option<Sidecar> {
     all_json(dir).into_iter().next()
 }
 
-/// Every sidecar under `dir`.
-fn all_json(dir: &std::path::Path) -> Vec<Value> {
+/// Every sidecar under `dir`, each read back as a typed [`Sidecar`] (a
+/// sidecar a run writes that does not read back fails the test).
+fn all_json(dir: &std::path::Path) -> Vec<Sidecar> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
         if p.is_dir() {
             out.extend(all_json(&p));
         } else if p.extension().is_some_and(|x| x == "json") {
-            out.push(serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap());
+            out.push(Sidecar::read(&p).unwrap_or_else(|e| panic!("{e}")));
         }
     }
     out
@@ -41,7 +44,7 @@ fn all_json(dir: &std::path::Path) -> Vec<Value> {
 
 /// Runs the steady two-cgroup scenario ten times in a row (ten VMs) and
 /// checks every run's verdict and telemetry; returns the sidecars.
-fn ten_steady_runs(env: &VmEnv, extra: &[&str], sched: &str) -> Vec<Value> {
+fn ten_steady_runs(env: &VmEnv, extra: &[&str], sched: &str) -> Vec<Sidecar> {
     const RUNS: usize = 10;
     let mut args = vec![
         "scenarios/basic/two_cgroups.rhai",
@@ -65,31 +68,36 @@ fn ten_steady_runs(env: &VmEnv, extra: &[&str], sched: &str) -> Vec<Value> {
     );
     let sidecars = all_json(&env.cache.path().join("runs"));
     assert_eq!(sidecars.len(), RUNS);
+    let mut repetitions: Vec<u32> = sidecars.iter().map(|s| s.repetition.index).collect();
+    repetitions.sort_unstable();
+    assert_eq!(repetitions, (1..=RUNS as u32).collect::<Vec<_>>());
     for s in &sidecars {
-        assert_eq!(s["verdict"]["outcome"], "pass", "{}", s["verdict"]);
-        let workers = s["telemetry"]["workers"].as_array().unwrap();
+        assert_eq!(s.verdict.outcome, Outcome::Pass, "{:?}", s.verdict);
+        assert_eq!(s.repetition.of, RUNS as u32);
+        let workers = &s.telemetry.workers;
         assert_eq!(workers.len(), 4);
         for w in workers {
-            assert!(w["iterations"].as_u64().unwrap() > 1000, "{w}");
-            assert!(w["cpu_time_ms"].as_f64().unwrap() > 500.0, "{w}");
-            assert!(w["error"].is_null());
+            assert!(w.iterations > 1000, "{w:?}");
+            assert!(w.cpu_time_ms > 500.0, "{w:?}");
+            assert!(w.error.is_none());
             // Progress sampled every 250 ms over a 4 s run.
-            let points = w["progress"].as_array().unwrap();
+            let points = &w.progress;
             assert!((12..=20).contains(&points.len()), "{}", points.len());
-            let its: Vec<u64> = points
-                .iter()
-                .map(|p| p["iterations"].as_u64().unwrap())
-                .collect();
+            let its: Vec<u64> = points.iter().map(|p| p.iterations).collect();
             assert!(its.windows(2).all(|x| x[0] <= x[1]), "{its:?}");
         }
-        let claims = s["verdict"]["claims"].as_array().unwrap();
+        let claims = &s.verdict.claims;
         assert_eq!(claims.len(), 6);
         let stall = claims
             .iter()
-            .find(|c| c["label"].as_str().unwrap().contains("stall_ms"))
+            .find(|c| c.label.contains("stall_ms"))
             .unwrap();
-        assert_eq!(stall["verdict"], "pass", "{stall}");
-        assert!(stall["value"].as_f64().unwrap() < 1000.0, "{stall}");
+        assert_eq!(
+            stall.verdict,
+            ktstr_plan::claims::ClaimVerdict::Pass,
+            "{stall:?}"
+        );
+        assert!(stall.value.unwrap() < 1000.0, "{stall:?}");
     }
     sidecars
 }
@@ -98,8 +106,8 @@ fn ten_steady_runs(env: &VmEnv, extra: &[&str], sched: &str) -> Vec<Value> {
 fn two_cgroups_pass_ten_runs_in_a_row_under_eevdf() {
     let Some(env) = VmEnv::new() else { return };
     let sidecars = ten_steady_runs(&env, &[], "eevdf");
-    assert_eq!(sidecars[0]["backend"], "qemu-tcg");
-    assert!(sidecars[0]["scheduler"].is_null());
+    assert_eq!(sidecars[0].backend, ktstr_vmm::BackendKind::QemuTcg);
+    assert!(sidecars[0].scheduler.is_none());
 }
 
 #[test]
@@ -114,9 +122,10 @@ fn two_cgroups_pass_ten_runs_in_a_row_under_scx_simple_with_its_thresholds() {
     let toml = toml.to_str().unwrap();
     let extra = ["--scheduler", "scx_simple", "--schedulers-toml", toml];
     for s in ten_steady_runs(&env, &extra, "scx_simple") {
-        assert_eq!(s["telemetry"]["scheduler"][0][0], "attached");
+        assert_eq!(s.telemetry.scheduler[0].state, "attached");
         // The scheduler's layer replaced the TCG-scaled default (5000).
-        assert_eq!(s["verdict"]["thresholds"]["max_gap_ms"], 4000.0);
+        assert_eq!(s.verdict.thresholds["max_gap_ms"], 4000.0);
+        assert_eq!(s.thresholds, s.verdict.thresholds);
     }
 }
 
@@ -142,7 +151,7 @@ fn a_scheduler_that_never_attaches_times_out_with_a_clear_verdict() {
         "{out}"
     );
     let s = s.unwrap();
-    assert_eq!(s["telemetry"]["workers"].as_array().unwrap().len(), 0);
+    assert_eq!(s.telemetry.workers.len(), 0);
 }
 
 #[test]
@@ -165,7 +174,11 @@ fn a_guest_panic_mid_run_fails_the_job_and_leaves_nothing_behind() {
     assert!(out.contains("kernel panic"), "{out}");
     assert!(out.contains("sysrq triggered crash"), "{out}");
     let s = s.unwrap();
-    assert_eq!(s["vm"]["end"]["kind"], "kernel_panic", "{}", s["vm"]);
+    assert!(
+        matches!(s.vm.end, VmEnd::KernelPanic { .. }),
+        "{:?}",
+        s.vm.end
+    );
 }
 
 #[test]
@@ -180,7 +193,7 @@ fn scx_bpfland_installs_from_crates_io_and_passes_a_steady_run() {
         .env("TMPDIR", env.tmp.path())
         .env("CARGO_TARGET_DIR", &target));
     assert!(o.status.success(), "{}", stderr(&o));
-    let done: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let done: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(done["version"], "1.1.4", "{done}");
     assert!(std::path::Path::new(done["binary"].as_str().unwrap()).is_file());
     let (code, out, s) = ktstr_run(
@@ -196,7 +209,7 @@ fn scx_bpfland_installs_from_crates_io_and_passes_a_steady_run() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("two_cgroups 1n1l2c1t scx_bpfland"), "{out}");
     let s = s.unwrap();
-    assert_eq!(s["telemetry"]["scheduler"][0][0], "attached");
+    assert_eq!(s.telemetry.scheduler[0].state, "attached");
 }
 
 #[test]
@@ -238,19 +251,9 @@ fn a_cpuset_split_passes_and_a_wrong_claim_fails() {
     );
     assert_eq!(code, Some(0), "{out}");
     let s = s.unwrap();
-    for w in s["telemetry"]["workers"].as_array().unwrap() {
-        let cpus: Vec<u64> = w["cpus_used"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c.as_u64().unwrap())
-            .collect();
-        let half = if w["cgroup"] == "left" {
-            [0, 1]
-        } else {
-            [2, 3]
-        };
-        assert!(cpus.iter().all(|c| half.contains(c)), "{w}");
+    for w in &s.telemetry.workers {
+        let half = if w.cgroup == "left" { [0, 1] } else { [2, 3] };
+        assert!(w.cpus_used.iter().all(|c| half.contains(c)), "{w:?}");
     }
     let (code, out, _) = ktstr_run(&env, &["tests/scenarios/wrong_cpuset_claim.rhai"]);
     assert_eq!(code, Some(1), "{out}");
@@ -298,7 +301,8 @@ fn scx_central_attaches_with_its_enable_cpu_and_passes() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.starts_with("PASS ["), "{out}");
     let v = sidecar.expect("a sidecar");
-    assert!(v.to_string().contains("scx_central"), "{v:#}");
+    assert_eq!(v.scheduler.map(|s| s.name).as_deref(), Some("scx_central"));
+    assert_eq!(v.telemetry.scheduler[0].state, "attached");
 }
 
 #[test]
@@ -329,4 +333,27 @@ fn an_enable_cpu_outside_the_topology_fails_before_boot() {
         start.elapsed() < std::time::Duration::from_secs(20),
         "no VM was booted"
     );
+}
+
+#[test]
+fn a_topology_the_backend_cannot_run_is_skipped_before_boot() {
+    let Some(env) = VmEnv::new() else { return };
+    let (code, out, sidecar) = ktstr_run(
+        &env,
+        &[
+            "scenarios/basic/two_cgroups.rhai",
+            "--topology",
+            "1n16l8c2t",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.starts_with("SKIP [  0.0s] two_cgroups 1n16l8c2t eevdf"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the qemu-tcg backend cannot run this VM: topology 1n16l8c2t has 256 CPUs"),
+        "{out}"
+    );
+    assert!(sidecar.is_none());
 }

@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ktstr_engine::policy::Policy;
-use ktstr_engine::work::{Phase, Work};
 use ktstr_guest_agent::workers::{Worker, WorkerSpec};
+use ktstr_plan::policy::Policy;
+use ktstr_plan::work::{Phase, Work};
 use ktstr_proto::WorkerReport;
 
 fn run(work: Work, millis: u64) -> WorkerReport {

@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use crate::claims::Claim;
-use crate::plan::{
+use ktstr_plan::claims::Claim;
+use ktstr_plan::{
     CgroupDef, KernelReq, Plan, SchedulerSpec, SourcePos, Step, TopologyConstraints, TopologyReq,
     DEFAULT_DURATION_S,
 };

@@ -1,30 +1,25 @@
-//! ktstr-engine: the Rhai scenario language. Owns the API registered into
-//! Rhai, compiling and checking scripts before anything boots, and the
-//! serializable Plan a checked script records.
+//! ktstr-engine: the Rhai front end of the scenario language. Owns the API
+//! registered into Rhai, checking scripts before anything boots
+//! (diagnostics with file, line and column), the catalog and the editor
+//! definitions. What a checked script records is a [`ktstr_plan::Plan`]:
+//! the Plan and everything judged against it live in `ktstr-plan`, which
+//! knows no Rhai.
 //!
 //! It must not depend on the VMM, the kernel pipeline or the CLI: the
 //! engine knows no VM. Every API function hands an [`backend::Action`] to a
-//! [`backend::ScenarioBackend`]: the [`backend::Recorder`] builds a Plan on
-//! the host; the guest agent supplies a live backend for the REPL.
+//! [`backend::ScenarioBackend`]: the [`backend::Recorder`] builds a Plan;
+//! any other backend sees each call as it happens (`run_with_backend`).
 
 pub mod api;
 pub mod backend;
 pub mod catalog;
 pub mod check;
-pub mod claims;
-pub mod cpuset;
 pub mod defs;
 pub mod diag;
-pub mod plan;
-pub mod policy;
-pub mod results;
-pub mod series;
-pub mod verdict;
-pub mod work;
 
 pub use check::{check_file, check_source, run_with_backend, CheckOptions, Checked};
 pub use diag::Diagnostic;
-pub use plan::Plan;
+pub use ktstr_plan::Plan;
 
 /// The crate's version, recorded in every Plan so results say which engine
 /// produced them.

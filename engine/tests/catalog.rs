@@ -106,7 +106,7 @@ fn a_topology_override_is_validated_against() {
 /// Recorder keeps them.
 fn declared(path: &Path) -> Vec<String> {
     use ktstr_engine::backend::{Action, ScenarioBackend};
-    use ktstr_engine::plan::Op;
+    use ktstr_plan::Op;
     #[derive(Default)]
     struct Names(Vec<String>);
     impl ScenarioBackend for Names {
@@ -139,7 +139,7 @@ fn planned(plan: &Plan) -> Vec<String> {
     let mut names: Vec<String> = plan.cgroups.iter().map(|c| c.name.clone()).collect();
     for step in &plan.steps {
         for op in &step.ops {
-            if let ktstr_engine::plan::Op::AddCgroup { cgroup } = op {
+            if let ktstr_plan::Op::AddCgroup { cgroup } = op {
                 names.push(cgroup.name.clone());
             }
         }

@@ -7,8 +7,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ktstr_engine::check::{MAX_CGROUPS, MAX_STEPS, STDLIB_FILE};
-use ktstr_engine::claims::MAX_EXPR_DEPTH;
 use ktstr_engine::{check_file, check_source, CheckOptions, Checked};
+use ktstr_plan::claims::MAX_EXPR_DEPTH;
 
 /// Checks `src` on another thread, failing the test if it takes longer
 /// than `limit` (a hang) instead of waiting for it.

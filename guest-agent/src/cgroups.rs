@@ -9,6 +9,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::error::{AgentError, Result};
+
 /// Controllers a ktstr tree enables.
 const CONTROLLERS: &str = "+cpuset +cpu";
 /// The leaf for the workers of a cgroup with children.
@@ -20,14 +22,14 @@ pub struct CgroupTree {
     root: PathBuf,
 }
 
-fn at(path: &Path, what: &str, e: io::Error) -> String {
-    format!("{what} {}: {e}", path.display())
+fn at(path: &Path, what: &str, e: io::Error) -> AgentError {
+    AgentError::io(what, path, e)
 }
 
 impl CgroupTree {
     /// Creates `<base>/ktstr` with the controllers enabled (base is
     /// `/sys/fs/cgroup` in the guest).
-    pub fn create(base: &Path) -> Result<Self, String> {
+    pub fn create(base: &Path) -> Result<Self> {
         enable(base)?;
         let root = base.join("ktstr");
         if root.exists() {
@@ -45,7 +47,7 @@ impl CgroupTree {
 
     /// Creates cgroup `chain`; `has_children` makes it a parent with a
     /// workers leaf. Returns the directory its processes go into.
-    pub fn add(&self, chain: &[String], has_children: bool) -> Result<PathBuf, String> {
+    pub fn add(&self, chain: &[String], has_children: bool) -> Result<PathBuf> {
         let dir = self.dir(chain);
         fs::create_dir(&dir).map_err(|e| at(&dir, "mkdir", e))?;
         if has_children {
@@ -64,13 +66,13 @@ impl CgroupTree {
 }
 
 /// Enables the controllers for the children of `dir`.
-fn enable(dir: &Path) -> Result<(), String> {
+fn enable(dir: &Path) -> Result<()> {
     let path = dir.join("cgroup.subtree_control");
     fs::write(&path, CONTROLLERS).map_err(|e| at(&path, "write", e))
 }
 
 /// Moves `pid` into the cgroup whose process directory is `dir`.
-pub fn move_pid(dir: &Path, pid: u32) -> Result<(), String> {
+pub fn move_pid(dir: &Path, pid: u32) -> Result<()> {
     let path = dir.join("cgroup.procs");
     fs::write(&path, pid.to_string()).map_err(|e| at(&path, &format!("move pid {pid} via"), e))
 }
@@ -85,7 +87,7 @@ pub fn pids(dir: &Path) -> Vec<u32> {
 }
 
 /// Sets the cpuset of cgroup directory `dir` (empty: inherit the parent's).
-pub fn set_cpus(dir: &Path, cpus: &str) -> Result<(), String> {
+pub fn set_cpus(dir: &Path, cpus: &str) -> Result<()> {
     let path = dir.join("cpuset.cpus");
     fs::write(&path, cpus).map_err(|e| at(&path, &format!("write `{cpus}` to"), e))
 }

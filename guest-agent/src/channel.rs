@@ -53,6 +53,12 @@ impl Channel {
         Ok(())
     }
 
+    /// A second handle on the port, for the thread that reads host
+    /// frames while this one writes.
+    pub fn reader(&self) -> std::io::Result<File> {
+        self.port.try_clone()
+    }
+
     /// Waits until every byte written has left the port.
     pub fn drain(&self) {
         let _ = termios::tcdrain(self.port.as_fd());

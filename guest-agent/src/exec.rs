@@ -9,6 +9,7 @@ use std::thread;
 use ktstr_proto::{GuestMessage, OutputStream};
 
 use crate::channel::Channel;
+use crate::error::{AgentError, Result};
 
 /// `PATH` for everything the agent starts.
 pub const GUEST_PATH: &str = "/bin:/sbin:/usr/bin:/usr/sbin";
@@ -16,7 +17,7 @@ pub const GUEST_PATH: &str = "/bin:/sbin:/usr/bin:/usr/sbin";
 /// Runs `command` under `/bin/sh -c`, sending its stdout and stderr as
 /// [`GuestMessage::Output`] chunks; returns its exit code (128 + signal
 /// when a signal killed it).
-pub fn run_command(command: &str, channel: &Arc<Mutex<Channel>>) -> Result<i32, String> {
+pub fn run_command(command: &str, channel: &Arc<Mutex<Channel>>) -> Result<i32> {
     let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg(command)
@@ -26,14 +27,14 @@ pub fn run_command(command: &str, channel: &Arc<Mutex<Channel>>) -> Result<i32, 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot start /bin/sh: {e}"))?;
+        .map_err(|e| AgentError::start("/bin/sh", e))?;
     let pumps = [
         pump(child.stdout.take(), OutputStream::Stdout, channel),
         pump(child.stderr.take(), OutputStream::Stderr, channel),
     ];
     let status = child
         .wait()
-        .map_err(|e| format!("waiting for /bin/sh: {e}"))?;
+        .map_err(|e| AgentError::start("/bin/sh (wait)", e))?;
     for p in pumps {
         let _ = p.join();
     }

@@ -5,14 +5,16 @@ use std::path::Path;
 
 use ktstr_proto::GuestReport;
 
+use crate::error::{AgentError, Result};
+
 /// Reads the guest's layout, kernel release, sched_ext state, command line
 /// and memory; `warnings` go along as they are.
-pub fn gather(warnings: Vec<String>) -> Result<GuestReport, String> {
-    let layout =
-        ktstr_topology::sysfs::read_layout(Path::new("/sys")).map_err(|e| e.to_string())?;
+pub fn gather(warnings: Vec<String>) -> Result<GuestReport> {
+    let layout = ktstr_topology::sysfs::read_layout(Path::new("/sys"))
+        .map_err(|e| AgentError::Report(e.to_string()))?;
     let kernel_release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
-        .map_err(|e| format!("uname: {e}"))?;
+        .map_err(|e| AgentError::Report(format!("uname: {e}")))?;
     let sched_ext_state = fs::read_to_string("/sys/kernel/sched_ext/state")
         .ok()
         .map(|s| s.trim().to_string());

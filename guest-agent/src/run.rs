@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use ktstr_proto::{Fault, GuestMessage, Job, JobSpec, JOB_PATH, PROTOCOL_VERSION};
 
 use crate::channel::{Channel, DEFAULT_CHANNEL};
+use crate::error::{AgentError, Result};
+use crate::live::{self, LiveState};
 use crate::{exec, fault, mounts, power, report, shell, AGENT_VERSION};
 
 static PANIC_CHANNEL: OnceLock<Arc<Mutex<Channel>>> = OnceLock::new();
@@ -45,9 +47,16 @@ pub fn main() -> ExitCode {
             agent_version: AGENT_VERSION.to_string(),
             report: Box::new(report),
         },
-        Err(message) => GuestMessage::Error { message },
+        Err(e) => GuestMessage::Error {
+            message: e.to_string(),
+        },
     };
     send(&channel, &ready);
+    let state = LiveState::default();
+    match lock(&channel).reader() {
+        Ok(port) => live::spawn_listener(port, Arc::clone(&channel), state.clone()),
+        Err(e) => eprintln!("ktstr-guest-agent: no reader for the channel: {e}"),
+    }
     match fault {
         Some(Fault::KernelPanic) => fault::panic_kernel(),
         Some(Fault::AgentExit) => {
@@ -57,10 +66,11 @@ pub fn main() -> ExitCode {
         _ => {}
     }
     let result = match spec {
-        Ok(spec) => run_job(&spec.job, spec.fault, &channel),
+        Ok(spec) => run_job(spec, &channel, &state),
         Err(e) => Err(e),
     };
-    if let Err(message) = result {
+    if let Err(e) = result {
+        let message = e.to_string();
         send(&channel, &GuestMessage::Error { message });
     }
     send(&channel, &GuestMessage::Done);
@@ -68,10 +78,10 @@ pub fn main() -> ExitCode {
     power::power_off();
 }
 
-fn run_job(job: &Job, fault: Option<Fault>, channel: &Arc<Mutex<Channel>>) -> Result<(), String> {
-    let code = match job {
+fn run_job(spec: JobSpec, channel: &Arc<Mutex<Channel>>, live: &LiveState) -> Result<()> {
+    let code = match spec.job {
         Job::Probe => return Ok(()),
-        Job::Exec { command } => exec::run_command(command, channel)?,
+        Job::Exec { command } => exec::run_command(&command, channel)?,
         Job::Shell => shell::interactive()?,
         Job::Plan {
             plan,
@@ -79,21 +89,21 @@ fn run_job(job: &Job, fault: Option<Fault>, channel: &Arc<Mutex<Channel>>) -> Re
             scheduler,
         } => {
             let job = crate::plan::PlanJob {
-                plan: plan.clone(),
-                topology: *topology,
-                scheduler: scheduler.clone(),
-                panic_mid_run: fault == Some(Fault::PanicMidRun),
+                plan: *plan,
+                topology,
+                scheduler,
+                panic_mid_run: spec.fault == Some(Fault::PanicMidRun),
             };
-            return crate::plan::run(job, channel);
+            return crate::plan::run(job, channel, live);
         }
     };
     send(channel, &GuestMessage::Exit { code });
     Ok(())
 }
 
-fn read_job() -> Result<JobSpec, String> {
-    let text = fs::read_to_string(JOB_PATH).map_err(|e| format!("cannot read {JOB_PATH}: {e}"))?;
-    serde_json::from_str(&text).map_err(|e| format!("{JOB_PATH}: {e}"))
+fn read_job() -> Result<JobSpec> {
+    let text = fs::read_to_string(JOB_PATH).map_err(|e| AgentError::io("read", JOB_PATH, e))?;
+    serde_json::from_str(&text).map_err(|e| AgentError::Job(format!("{JOB_PATH}: {e}")))
 }
 
 fn install_busybox(warnings: &mut Vec<String>) {

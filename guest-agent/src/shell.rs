@@ -4,6 +4,7 @@ use std::fs::{self, OpenOptions};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Command;
 
+use crate::error::{AgentError, Result};
 use crate::exec::GUEST_PATH;
 
 /// The console the host's terminal is attached to.
@@ -12,14 +13,17 @@ const CONSOLE_TTY: &str = "/dev/ttyS0";
 /// Runs busybox `sh` on the console as a session leader with the console as
 /// its controlling terminal (so job control and Ctrl-C work); returns its
 /// exit code. Kernel messages are kept off the console meanwhile.
-pub fn interactive() -> Result<i32, String> {
+pub fn interactive() -> Result<i32> {
     let _ = fs::write("/proc/sys/kernel/printk", "1");
     let tty = OpenOptions::new()
         .read(true)
         .write(true)
         .open(CONSOLE_TTY)
-        .map_err(|e| format!("cannot open {CONSOLE_TTY}: {e}"))?;
-    let io = |t: &fs::File| t.try_clone().map_err(|e| format!("dup {CONSOLE_TTY}: {e}"));
+        .map_err(|e| AgentError::io("open", CONSOLE_TTY, e))?;
+    let io = |t: &fs::File| {
+        t.try_clone()
+            .map_err(|e| AgentError::io("dup", CONSOLE_TTY, e))
+    };
     let mut cmd = Command::new("/bin/sh");
     cmd.env_clear()
         .env("PATH", GUEST_PATH)
@@ -40,9 +44,7 @@ pub fn interactive() -> Result<i32, String> {
             Ok(())
         });
     }
-    let status = cmd
-        .status()
-        .map_err(|e| format!("cannot start /bin/sh: {e}"))?;
+    let status = cmd.status().map_err(|e| AgentError::start("/bin/sh", e))?;
     Ok(status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))

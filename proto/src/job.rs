@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 pub const JOB_PATH: &str = "/ktstr/job.json";
 
 /// What the guest agent does after it reports ready.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Job {
     /// Report and power off.
@@ -20,8 +20,8 @@ pub enum Job {
     Shell,
     /// Run a scenario Plan: cgroups, workers, steps; report results.
     Plan {
-        /// The engine's Plan (kept as JSON so this crate stays a leaf).
-        plan: serde_json::Value,
+        /// The Plan.
+        plan: Box<ktstr_plan::Plan>,
         /// The topology the guest runs on (cpusets resolve against it).
         topology: ktstr_topology::Topology,
         /// The scheduler to start first; None runs the kernel's own.
@@ -69,7 +69,7 @@ pub enum Fault {
 }
 
 /// The job file: the job and an optional injected fault.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
     /// The work.

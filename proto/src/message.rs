@@ -4,8 +4,9 @@ use ktstr_topology::CpuLayout;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message changes shape; the host refuses a guest agent
-/// that speaks another version.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// that speaks another version. 2: typed Plan in the job, host messages
+/// and the guest's answers.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// What the guest saw once its filesystems were mounted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +87,27 @@ pub enum GuestMessage {
     Error {
         /// What went wrong.
         message: String,
+    },
+    /// The answer to a [`crate::HostMessage`] that needs no data back.
+    Ack {
+        /// The request's id.
+        id: u64,
+        /// What the agent did (`pong`, `stopping the plan`, ...).
+        message: String,
+    },
+    /// The answer to [`crate::HostMessage::Report`]: what the guest sees
+    /// now.
+    Report {
+        /// The request's id.
+        id: u64,
+        /// The report.
+        report: Box<GuestReport>,
+    },
+    /// A host frame or message the agent refused (corrupt, oversized,
+    /// unknown); the agent carries on with the next one.
+    Rejected {
+        /// Why.
+        reason: String,
     },
     /// The job is over; the agent powers the guest off next.
     Done,

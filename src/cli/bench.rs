@@ -13,7 +13,7 @@ use ktstr_vmm::session::{self, SessionIo};
 use ktstr_vmm::VmOutcome;
 use serde_json::json;
 
-use super::guest::{self, Payload, VmArgs};
+use super::guest::{self, VmArgs};
 
 /// Bench subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -62,15 +62,14 @@ fn boot(args: BootArgs, kernels_toml: Option<&Path>) -> anyhow::Result<ExitCode>
         job: Job::Probe,
         fault: None,
     };
-    let payload = Payload {
-        busybox: false,
-        files: Vec::new(),
-    };
     let timeout = Duration::from_secs(120);
-    let vm = guest::prepare(&args.vm, &kernel, job, payload, timeout)?;
+    let vm = guest::prepare(&args.vm, &kernel, job, false, Vec::new(), timeout)?;
     let mut bare_spec = vm.spec.clone();
     bare_spec.initramfs = vm.spec.work_dir.join("bare-initramfs");
-    std::fs::write(&bare_spec.initramfs, bare_initramfs(&guest::busybox()?)?)?;
+    std::fs::write(
+        &bare_spec.initramfs,
+        bare_initramfs(&ktstr_run::vm::busybox()?)?,
+    )?;
     let cancel = guest::cancel_on_signals()?;
     let bar = ProgressBar::new(2 * args.n as u64).with_style(
         ProgressStyle::with_template("boot bench [{bar:30}] {pos}/{len} {msg}").expect("template"),
@@ -109,7 +108,7 @@ fn boot(args: BootArgs, kernels_toml: Option<&Path>) -> anyhow::Result<ExitCode>
         lifetime: l,
         bare: b,
     };
-    print_figures(&args, &vm, &guest::kernel_label(&kernel), &figures)?;
+    print_figures(&args, &vm, &ktstr_run::vm::kernel_label(&kernel), &figures)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -122,7 +121,7 @@ struct Figures {
 
 fn print_figures(
     args: &BootArgs,
-    vm: &guest::PreparedVm,
+    vm: &ktstr_run::vm::PreparedVm,
     kernel: &str,
     f: &Figures,
 ) -> anyhow::Result<()> {

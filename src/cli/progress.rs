@@ -1,5 +1,5 @@
-//! Draws kernel-pipeline progress with indicatif on stderr (hidden when
-//! stderr is not a terminal).
+//! Draws progress with indicatif on stderr (bars hidden when stderr is not
+//! a terminal); a line reported outside any phase is printed as it is.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -56,8 +56,15 @@ impl Observer for Progress {
     }
 
     fn line(&self, text: &str) {
-        let n = self.lines.fetch_add(1, Ordering::Relaxed) + 1;
-        self.with_bar(|b| b.set_message(format!("{n} lines | {text}")));
+        let bar = self.bar.lock().expect("progress lock");
+        match bar.as_ref() {
+            Some(b) => {
+                let n = self.lines.fetch_add(1, Ordering::Relaxed) + 1;
+                b.set_message(format!("{n} lines | {text}"));
+            }
+            // Outside a phase a line is a notice of its own.
+            None => errln!("{text}"),
+        }
     }
 
     fn finish(&self, summary: &str) {

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ktstr_engine::verdict::threshold_names;
 use ktstr_kernel::{CacheLayout, SAMPLE_SCHEDULERS};
+use ktstr_plan::thresholds::threshold_names;
 use ktstr_sched::{
     install, installed, installed_names, reusable, InstallRequest, InstallSource, SchedulersToml,
 };

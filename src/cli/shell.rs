@@ -14,7 +14,7 @@ use ktstr_vmm::initramfs::GuestFile;
 use ktstr_vmm::session::{self, SessionIo};
 use ktstr_vmm::{VmEnd, VmOutcome};
 
-use super::guest::{self, Payload, VmArgs};
+use super::guest::{self, VmArgs};
 use super::terminal::{DetachableStdin, RawTerminal};
 
 /// Exit status when the VM itself failed (as opposed to the command).
@@ -67,11 +67,7 @@ pub fn run(args: ShellArgs, kernels_toml: Option<&Path>) -> anyhow::Result<ExitC
         600
     };
     let timeout = Duration::from_secs(args.timeout.unwrap_or(default_timeout));
-    let payload = Payload {
-        busybox: true,
-        files,
-    };
-    let vm = guest::prepare(&args.vm, &kernel, job, payload, timeout)?;
+    let vm = guest::prepare(&args.vm, &kernel, job, true, files, timeout)?;
     let mut io = SessionIo::logged(vm.console_log.clone());
     io.cancel = guest::cancel_on_signals()?;
     let outcome = if interactive {
@@ -90,7 +86,10 @@ pub fn run(args: ShellArgs, kernels_toml: Option<&Path>) -> anyhow::Result<ExitC
 }
 
 /// Console to the terminal once the agent is ready; keys to the console.
-fn interactive_session(vm: &guest::PreparedVm, mut io: SessionIo) -> anyhow::Result<VmOutcome> {
+fn interactive_session(
+    vm: &ktstr_run::vm::PreparedVm,
+    mut io: SessionIo,
+) -> anyhow::Result<VmOutcome> {
     let ready = Arc::new(AtomicBool::new(false));
     io.console_echo = Some(Box::new(GatedStdout {
         open: Arc::clone(&ready),

@@ -8,7 +8,9 @@ use ktstr_vmm::session::{self, SessionIo};
 use ktstr_vmm::VmOutcome;
 use serde_json::{json, Value};
 
-use super::guest::{self, Payload, PreparedVm, VmArgs};
+use ktstr_run::vm::{kernel_label, PreparedVm};
+
+use super::guest::{self, VmArgs};
 use super::layout_view::{layout_json, layout_lines};
 
 /// VM subcommands.
@@ -57,12 +59,8 @@ fn probe(args: ProbeArgs, kernels_toml: Option<&std::path::Path>) -> anyhow::Res
         job: Job::Probe,
         fault: args.fault,
     };
-    let payload = Payload {
-        busybox: false,
-        files: Vec::new(),
-    };
     let timeout = Duration::from_secs(args.timeout);
-    let vm = guest::prepare(&args.vm, &kernel, job, payload, timeout)?;
+    let vm = guest::prepare(&args.vm, &kernel, job, false, Vec::new(), timeout)?;
     let mut io = SessionIo::logged(vm.console_log.clone());
     io.cancel = guest::cancel_on_signals()?;
     let outcome = session::run(vm.backend.as_ref(), &vm.spec, io, &mut |_| {})?;
@@ -73,7 +71,7 @@ fn probe(args: ProbeArgs, kernels_toml: Option<&std::path::Path>) -> anyhow::Res
         .unwrap_or_default();
     let ok = outcome.is_clean() && differences.is_empty();
     if args.json {
-        let v = probe_json(&vm, &outcome, &differences, &guest::kernel_label(&kernel));
+        let v = probe_json(&vm, &outcome, &differences, &kernel_label(&kernel));
         outln!("{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         print_probe(&vm, &outcome, &differences)?;

@@ -8,8 +8,9 @@
 //!
 //! The pieces: a [`VmBackend`] starts a VM from a [`VmSpec`] and hands back
 //! raw streams ([`LaunchedVm`]); [`session::run`] drives any backend's VM
-//! the same way: console to a log file, channel frames checked and decoded,
-//! a deadline, and an [`VmOutcome`] that says how the VM ended.
+//! the same way: console to a log file, channel frames checked and decoded
+//! (and host requests written the other way, [`to_guest`]), a deadline,
+//! and an [`VmOutcome`] that says how the VM ended.
 
 pub mod aarch64;
 pub mod backend;
@@ -24,6 +25,7 @@ mod outcome;
 pub mod probe;
 pub mod qemu;
 pub mod session;
+pub mod to_guest;
 
 pub use backend::{BackendExit, BackendKind, LaunchedVm, VmBackend, VmProcess, VmSpec};
 pub use error::VmError;

@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 
 use ktstr_proto::GuestReport;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::BackendKind;
 
 /// The way a VM ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum VmEnd {
     /// The agent finished its job and the guest powered off.
@@ -51,7 +51,7 @@ pub enum VmEnd {
 }
 
 /// Everything the host knows after a VM ended.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VmOutcome {
     /// The backend that ran the VM.
     pub backend: BackendKind,

@@ -15,6 +15,7 @@ use ktstr_proto::{FrameDecoder, GuestMessage, PROTOCOL_VERSION};
 use crate::console::{spawn_pump, ConsoleState};
 use crate::error::IoAt;
 use crate::outcome::init_exit_status;
+use crate::to_guest::{spawn_writer, HostQueue, ToGuest};
 use crate::{VmBackend, VmEnd, VmError, VmOutcome, VmSpec};
 
 /// The most channel bytes one VM may send before it is killed.
@@ -36,6 +37,9 @@ pub struct SessionIo {
     pub cancel: Arc<AtomicBool>,
     /// The most channel bytes the guest may send ([`CHANNEL_LIMIT`]).
     pub channel_limit: usize,
+    /// Requests for the guest agent ([`crate::to_guest::host_queue`]),
+    /// written once it is ready.
+    pub to_guest: Option<HostQueue>,
 }
 
 impl SessionIo {
@@ -47,6 +51,7 @@ impl SessionIo {
             console_source: None,
             cancel: Arc::new(AtomicBool::new(false)),
             channel_limit: CHANNEL_LIMIT,
+            to_guest: None,
         }
     }
 }
@@ -54,6 +59,27 @@ impl SessionIo {
 enum ChannelEvent {
     Bytes(Vec<u8>),
     Closed,
+}
+
+/// Host requests on their way to the guest: held until the agent is
+/// ready, then handed to the writer thread.
+struct Outgoing {
+    queue: Option<HostQueue>,
+    held: Vec<ToGuest>,
+    writer: mpsc::Sender<Vec<u8>>,
+}
+
+impl Outgoing {
+    fn pump(&mut self, agent_ready: bool) {
+        if let Some(q) = &self.queue {
+            self.held.extend(q.drain());
+        }
+        if agent_ready {
+            for item in self.held.drain(..) {
+                let _ = self.writer.send(item.bytes());
+            }
+        }
+    }
 }
 
 /// When the main loop must stop the VM.
@@ -76,6 +102,21 @@ struct Collected {
     decoder: FrameDecoder,
 }
 
+impl Collected {
+    fn new() -> Self {
+        Collected {
+            ready_at: None,
+            report: None,
+            exit_code: None,
+            done: false,
+            agent_errors: Vec::new(),
+            protocol_errors: Vec::new(),
+            channel_bytes: 0,
+            decoder: FrameDecoder::default(),
+        }
+    }
+}
+
 /// Boots `spec` on `backend` and drives it to its end. Every message from
 /// the guest agent is passed to `on_message` as it arrives. Returns how the
 /// VM ended; errors are only for VMs that could not be started.
@@ -92,6 +133,7 @@ pub fn run(
         console_source,
         cancel,
         channel_limit,
+        to_guest,
     } = io;
     let log = File::create(&console_log).at(&console_log)?;
     let start = Instant::now();
@@ -108,17 +150,20 @@ pub fn run(
         deadline: start + spec.timeout,
     };
     let events = spawn_channel_reader(vm.channel);
-    let mut c = Collected {
-        ready_at: None,
-        report: None,
-        exit_code: None,
-        done: false,
-        agent_errors: Vec::new(),
-        protocol_errors: Vec::new(),
-        channel_bytes: 0,
-        decoder: FrameDecoder::default(),
+    let mut outgoing = Outgoing {
+        queue: to_guest,
+        held: Vec::new(),
+        writer: spawn_writer(vm.channel_output),
     };
-    let forced = drive(&mut *vm.process, &events, &mut c, &limits, on_message)?;
+    let mut c = Collected::new();
+    let forced = drive(
+        &mut *vm.process,
+        &events,
+        &mut c,
+        &limits,
+        &mut outgoing,
+        on_message,
+    )?;
     if forced.is_some() {
         vm.process.kill();
     }
@@ -156,10 +201,12 @@ fn drive(
     events: &Receiver<ChannelEvent>,
     c: &mut Collected,
     limits: &Limits,
+    outgoing: &mut Outgoing,
     on_message: &mut dyn FnMut(&GuestMessage),
 ) -> Result<Option<VmEnd>, VmError> {
     let mut done_at: Option<Instant> = None;
     loop {
+        outgoing.pump(c.ready_at.is_some());
         match events.recv_timeout(Duration::from_millis(20)) {
             Ok(ChannelEvent::Bytes(b)) => {
                 c.channel_bytes += b.len();
@@ -271,10 +318,15 @@ fn record(c: &mut Collected, msg: &GuestMessage) {
         GuestMessage::Exit { code } => c.exit_code = Some(*code),
         GuestMessage::Error { message } => c.agent_errors.push(message.clone()),
         GuestMessage::Done => c.done = true,
+        GuestMessage::Rejected { reason } => c
+            .protocol_errors
+            .push(format!("the guest agent rejected a host frame: {reason}")),
         GuestMessage::Output { .. }
         | GuestMessage::Event { .. }
         | GuestMessage::Scheduler { .. }
-        | GuestMessage::Results { .. } => {}
+        | GuestMessage::Results { .. }
+        | GuestMessage::Ack { .. }
+        | GuestMessage::Report { .. } => {}
     }
 }
 

@@ -17,6 +17,20 @@ struct FakeBackend {
     channel: Vec<u8>,
     endless_channel: bool,
     exit: Option<bool>,
+    /// What the session writes to the guest.
+    to_guest: Arc<Mutex<Vec<u8>>>,
+}
+
+/// A guest's channel input that the test can read back.
+struct Captured(Arc<Mutex<Vec<u8>>>);
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 struct FakeProcess {
@@ -86,7 +100,7 @@ impl VmBackend for FakeBackend {
             console: Box::new(Cursor::new(self.console.clone())),
             console_input: Box::new(std::io::sink()),
             channel,
-            channel_output: Box::new(std::io::sink()),
+            channel_output: Box::new(Captured(Arc::clone(&self.to_guest))),
         })
     }
 }
@@ -115,6 +129,10 @@ fn frame(m: GuestMessage) -> Vec<u8> {
 }
 
 fn run_fake(backend: FakeBackend, timeout_ms: u64) -> VmOutcome {
+    run_fake_with(backend, timeout_ms, None)
+}
+
+fn run_fake_with(backend: FakeBackend, timeout_ms: u64, to_guest: Option<HostQueue>) -> VmOutcome {
     let dir = tempfile::tempdir().unwrap();
     let spec = VmSpec {
         kernel: PathBuf::from("/k"),
@@ -127,6 +145,7 @@ fn run_fake(backend: FakeBackend, timeout_ms: u64) -> VmOutcome {
     };
     let mut io = SessionIo::logged(dir.path().join("console.log"));
     io.channel_limit = 1 << 20;
+    io.to_guest = to_guest;
     let mut seen = 0;
     let o = run(&backend, &spec, io, &mut |_| seen += 1).unwrap();
     assert!(dir.path().join("console.log").is_file());
@@ -139,6 +158,7 @@ fn backend(console: &str, channel: Vec<u8>, exit: Option<bool>) -> FakeBackend {
         channel,
         endless_channel: false,
         exit,
+        to_guest: Arc::default(),
     }
 }
 
@@ -226,4 +246,51 @@ fn a_flood_is_cut_off_at_the_limit() {
     b.endless_channel = true;
     let o = run_fake(b, 60_000);
     assert_eq!(o.end, VmEnd::ChannelOverflow { limit: 1 << 20 });
+}
+
+#[test]
+fn host_requests_wait_for_the_agent_and_go_out_framed_in_order() {
+    use ktstr_proto::{FrameDecoder, HostMessage};
+    let (sender, queue) = crate::to_guest::host_queue();
+    assert!(sender.send(HostMessage::Ping { id: 1 }));
+    assert!(sender.send_raw(b"junk".to_vec()));
+    assert!(sender.send(HostMessage::StopPlan { id: 2 }));
+    // No agent ever says ready: nothing may be written.
+    let silent = backend("", vec![], Some(true));
+    let written = Arc::clone(&silent.to_guest);
+    run_fake_with(silent, 10_000, Some(queue));
+    thread::sleep(Duration::from_millis(200));
+    assert!(written.lock().unwrap().is_empty());
+    // Once it is ready, everything goes out, in order.
+    let (sender, queue) = crate::to_guest::host_queue();
+    sender.send(HostMessage::Ping { id: 1 });
+    sender.send_raw(b"junk".to_vec());
+    sender.send(HostMessage::StopPlan { id: 2 });
+    let mut ch = ready(PROTOCOL_VERSION);
+    ch.extend(frame(GuestMessage::Done));
+    let b = backend("", ch, Some(true));
+    let written = Arc::clone(&b.to_guest);
+    run_fake_with(b, 10_000, Some(queue));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut decoder = FrameDecoder::default();
+    let mut got = Vec::new();
+    while got.len() < 3 && Instant::now() < deadline {
+        // The raw junk is reported once the next frame's magic follows it.
+        decoder.push(&std::mem::take(&mut *written.lock().unwrap()));
+        while let Some(f) = decoder.next_frame() {
+            got.push(
+                f.map(|p| HostMessage::from_payload(&p).unwrap())
+                    .map_err(|e| e.to_string()),
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        got,
+        [
+            Ok(HostMessage::Ping { id: 1 }),
+            Err("4 bytes of garbage between frames".to_string()),
+            Ok(HostMessage::StopPlan { id: 2 }),
+        ]
+    );
 }

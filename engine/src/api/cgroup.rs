@@ -1,13 +1,14 @@
 //! cgroup definitions, cpusets, policies and affinities.
 
-use rhai::{Array, Engine, NativeCallContext};
+use rhai::{Engine, NativeCallContext};
 
+use super::def::def;
 use super::{count, fail, Ctx, RhaiResult};
 use crate::backend::Action;
-use crate::cpuset::CpusetSpec;
-use crate::plan::CgroupDef;
-use crate::policy::{Affinity, Policy};
-use crate::work::Work;
+use ktstr_plan::cpuset::CpusetSpec;
+use ktstr_plan::policy::{Affinity, Policy};
+use ktstr_plan::work::Work;
+use ktstr_plan::CgroupDef;
 
 /// A cgroup in a script. Handles of cgroups that exist from the start send
 /// every change to the backend; those made with `cgroup_def` are plain
@@ -55,8 +56,10 @@ fn update(
 
 pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
     let c = ctx.clone();
-    engine.register_fn(
-        "cgroup",
+    def(
+        engine,
+        "cgroup(name: string, workers: int, work: Work) -> Cgroup",
+        "A cgroup of `workers` worker processes doing `work`, there from the\nstart of the run. Its name is its identity: a second cgroup of the same\nname is an error. The handle's setters (`.cpuset(..)`, `.nice(..)`,\n...) change it.",
         move |call: NativeCallContext, name: &str, workers: i64, work: Work| {
             let def = new_def(&c, &call, name, workers, work)?;
             c.apply(Action::Cgroup(def.clone()))?;
@@ -67,8 +70,10 @@ pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
         },
     );
     let c = ctx.clone();
-    engine.register_fn(
-        "cgroup_def",
+    def(
+        engine,
+        "cgroup_def(name: string, workers: int, work: Work) -> Cgroup",
+        "A cgroup that does not exist yet: a step's `add_cgroup(..)` creates\nit.",
         move |call: NativeCallContext, name: &str, workers: i64, work: Work| {
             Ok::<_, Box<rhai::EvalAltResult>>(CgroupHandle {
                 def: new_def(&c, &call, name, workers, work)?,
@@ -77,8 +82,10 @@ pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
         },
     );
     let c = ctx.clone();
-    engine.register_fn(
-        "child",
+    def(
+        engine,
+        "child(parent: &mut Cgroup, name: string, workers: int, work: Work) -> Cgroup",
+        "A cgroup nested in this one (the parent's workers move to a leaf of\ntheir own).",
         move |call: NativeCallContext,
               h: &mut CgroupHandle,
               name: &str,
@@ -95,61 +102,101 @@ pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
             })
         },
     );
-    engine.register_get("name", |h: &mut CgroupHandle| h.def.name.clone());
+    def(
+        engine,
+        "get$name(cgroup: &mut Cgroup) -> string",
+        "The cgroup's name.",
+        |h: &mut CgroupHandle| h.def.name.clone(),
+    );
     register_setters(engine, ctx);
-    register_values(engine);
+    super::values::register(engine);
 }
 
 fn register_setters(engine: &mut Engine, ctx: &Ctx) {
     let c = ctx.clone();
-    engine.register_fn("cpuset", move |h: &mut CgroupHandle, s: CpusetSpec| {
-        update(&c, h, |d| {
-            d.cpuset = Some(s);
-            Ok(())
-        })
-    });
+    def(
+        engine,
+        "cpuset(cgroup: &mut Cgroup, cpus: Cpuset) -> Cgroup",
+        "Confines the cgroup to `cpus` (`llc(0)`, `numa(1)`, `range(0, 3)`,\n`disjoint(i, n)`, `overlap(i, n, f)`, `exact([..])`).",
+        move |h: &mut CgroupHandle, s: CpusetSpec| {
+            update(&c, h, |d| {
+                d.cpuset = Some(s);
+                Ok(())
+            })
+        },
+    );
     let c = ctx.clone();
-    engine.register_fn("nice", move |h: &mut CgroupHandle, n: i64| {
-        update(&c, h, |d| {
-            d.nice = nice_value(n)?;
-            Ok(())
-        })
-    });
+    def(
+        engine,
+        "nice(cgroup: &mut Cgroup, nice: int) -> Cgroup",
+        "The workers' nice value, -20 to 19.",
+        move |h: &mut CgroupHandle, n: i64| {
+            update(&c, h, |d| {
+                d.nice = nice_value(n)?;
+                Ok(())
+            })
+        },
+    );
     let c = ctx.clone();
-    engine.register_fn("policy", move |h: &mut CgroupHandle, p: Policy| {
-        update(&c, h, |d| {
-            d.policy = p;
-            Ok(())
-        })
-    });
+    def(
+        engine,
+        "policy(cgroup: &mut Cgroup, policy: Policy) -> Cgroup",
+        "The workers' scheduling policy: `normal()`, `batch()`, `idle()`,\n`fifo(prio)` or `rr(prio)`.",
+        move |h: &mut CgroupHandle, p: Policy| {
+            update(&c, h, |d| {
+                d.policy = p;
+                Ok(())
+            })
+        },
+    );
+    register_affinity(engine, ctx);
     let c = ctx.clone();
-    engine.register_fn("affinity", move |h: &mut CgroupHandle, a: Affinity| {
-        update(&c, h, |d| {
-            d.affinity = a;
-            Ok(())
-        })
-    });
+    def(
+        engine,
+        "comm(cgroup: &mut Cgroup, name: string) -> Cgroup",
+        "The workers' process name (1 to 15 bytes), as schedulers see it.",
+        move |h: &mut CgroupHandle, name: &str| {
+            let name = name.to_string();
+            update(&c, h, |d| {
+                if name.is_empty() || name.len() > 15 {
+                    return fail(format!(
+                        "comm `{name}` must be 1 to 15 bytes (TASK_COMM_LEN)"
+                    ));
+                }
+                d.comm = Some(name);
+                Ok(())
+            })
+        },
+    );
+}
+
+fn register_affinity(engine: &mut Engine, ctx: &Ctx) {
+    let doc = "Each worker's CPU affinity within the cgroup: `inherit()`,\n`random_subset(n)`, `llc_aligned()`, `single_cpu()` or `exact([..])`.";
     let c = ctx.clone();
-    engine.register_fn("affinity", move |h: &mut CgroupHandle, s: CpusetSpec| {
-        let a = exact_affinity(s)?;
-        update(&c, h, |d| {
-            d.affinity = a;
-            Ok(())
-        })
-    });
+    def(
+        engine,
+        "affinity(cgroup: &mut Cgroup, affinity: Affinity) -> Cgroup",
+        doc,
+        move |h: &mut CgroupHandle, a: Affinity| {
+            update(&c, h, |d| {
+                d.affinity = a;
+                Ok(())
+            })
+        },
+    );
     let c = ctx.clone();
-    engine.register_fn("comm", move |h: &mut CgroupHandle, name: &str| {
-        let name = name.to_string();
-        update(&c, h, |d| {
-            if name.is_empty() || name.len() > 15 {
-                return fail(format!(
-                    "comm `{name}` must be 1 to 15 bytes (TASK_COMM_LEN)"
-                ));
-            }
-            d.comm = Some(name);
-            Ok(())
-        })
-    });
+    def(
+        engine,
+        "affinity(cgroup: &mut Cgroup, cpus: Cpuset) -> Cgroup",
+        doc,
+        move |h: &mut CgroupHandle, s: CpusetSpec| {
+            let a = exact_affinity(s)?;
+            update(&c, h, |d| {
+                d.affinity = a;
+                Ok(())
+            })
+        },
+    );
 }
 
 /// Validates a nice value.
@@ -168,74 +215,4 @@ pub(super) fn exact_affinity(s: CpusetSpec) -> RhaiResult<Affinity> {
             "an affinity takes exact([..]) or inherit(), random_subset(n), llc_aligned(), single_cpu(); not {other:?}"
         )),
     }
-}
-
-fn cpus(list: Array) -> RhaiResult<Vec<u32>> {
-    list.into_iter()
-        .map(|v| match v.as_int() {
-            Ok(i) => count("a CPU id", i),
-            Err(t) => fail(format!("CPU ids must be integers, not {t}")),
-        })
-        .collect()
-}
-
-fn rt_prio(p: i64) -> RhaiResult<u8> {
-    if !(1..=99).contains(&p) {
-        return fail(format!("real-time priority must be 1 to 99, not {p}"));
-    }
-    Ok(p as u8)
-}
-
-fn register_values(engine: &mut Engine) {
-    engine.register_fn("llc", |i: i64| {
-        Ok::<_, Box<rhai::EvalAltResult>>(CpusetSpec::Llc {
-            index: count("llc index", i)?,
-        })
-    });
-    engine.register_fn("numa", |i: i64| {
-        Ok::<_, Box<rhai::EvalAltResult>>(CpusetSpec::Numa {
-            index: count("numa index", i)?,
-        })
-    });
-    engine.register_fn("range", |a: i64, b: i64| {
-        Ok::<_, Box<rhai::EvalAltResult>>(CpusetSpec::Range {
-            from: count("range start", a)?,
-            to: count("range end", b)?,
-        })
-    });
-    engine.register_fn("disjoint", |i: i64, of: i64| {
-        Ok::<_, Box<rhai::EvalAltResult>>(CpusetSpec::Disjoint {
-            index: count("slice index", i)?,
-            of: count("slice count", of)?,
-        })
-    });
-    engine.register_fn("overlap", |i: i64, of: i64, frac: f64| {
-        Ok::<_, Box<rhai::EvalAltResult>>(CpusetSpec::Overlap {
-            index: count("slice index", i)?,
-            of: count("slice count", of)?,
-            frac,
-        })
-    });
-    engine.register_fn("exact", |list: Array| {
-        Ok::<_, Box<rhai::EvalAltResult>>(CpusetSpec::Exact { cpus: cpus(list)? })
-    });
-    engine.register_fn("normal", || Policy::Normal);
-    engine.register_fn("batch", || Policy::Batch);
-    engine.register_fn("idle", || Policy::Idle);
-    engine.register_fn("fifo", |p: i64| {
-        Ok::<_, Box<rhai::EvalAltResult>>(Policy::Fifo { prio: rt_prio(p)? })
-    });
-    engine.register_fn("rr", |p: i64| {
-        Ok::<_, Box<rhai::EvalAltResult>>(Policy::Rr { prio: rt_prio(p)? })
-    });
-    engine.register_fn("inherit", || Affinity::Inherit);
-    engine.register_fn("random_subset", |n: i64| {
-        let cpus = count("CPUs per worker", n)?;
-        if cpus == 0 {
-            return fail("random_subset(0) leaves a worker no CPU");
-        }
-        Ok(Affinity::RandomSubset { cpus })
-    });
-    engine.register_fn("llc_aligned", || Affinity::LlcAligned);
-    engine.register_fn("single_cpu", || Affinity::SingleCpu);
 }

@@ -2,9 +2,10 @@
 
 use rhai::{Engine, NativeCallContext};
 
+use super::def::def;
 use super::{count, fail, Ctx, RhaiResult};
 use crate::backend::Action;
-use crate::claims::{Claim, MetricExpr, Predicate as P, Scope, MAX_EXPR_DEPTH, METRICS};
+use ktstr_plan::claims::{Claim, MetricExpr, Predicate as P, Scope, MAX_EXPR_DEPTH, METRICS};
 
 /// The results of the run, as a script sees them while it is recorded.
 #[derive(Debug, Clone)]
@@ -45,33 +46,14 @@ fn constant(v: f64) -> RhaiResult<MetricExpr> {
 }
 
 pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
-    engine.register_fn("results", || Results);
-    engine.register_fn("all", |_: &mut Results| StatsScope(Scope::All));
-    engine.register_fn("cgroup", |_: &mut Results, name: &str| {
-        StatsScope(Scope::Cgroup { name: name.into() })
-    });
-    engine.register_fn("worker", |_: &mut Results, cgroup: &str, i: i64| {
-        Ok::<_, Box<rhai::EvalAltResult>>(StatsScope(Scope::Worker {
-            cgroup: cgroup.into(),
-            index: count("worker index", i)?,
-        }))
-    });
-    for name in METRICS {
-        engine.register_get(name, move |s: &mut StatsScope| -> RhaiResult<Metric> {
-            if name == "spread" && matches!(s.0, Scope::Worker { .. }) {
-                return fail("spread compares the workers of a cgroup; one worker has none");
-            }
-            Ok(Metric(MetricExpr::Metric {
-                scope: s.0.clone(),
-                name: name.into(),
-            }))
-        });
-    }
+    register_scopes(engine);
     register_arithmetic(engine);
     register_predicates(engine);
     let c = ctx.clone();
-    engine.register_fn(
-        "claim",
+    def(
+        engine,
+        "claim(value: Metric, test: Predicate)",
+        "Says `value` must pass `test` once the run is over: the run fails if\nit does not, and is inconclusive if `value` cannot be computed (no\nworkers, a division by zero).",
         move |call: NativeCallContext, m: Metric, p: Predicate| -> RhaiResult<()> {
             let at = c.here(&call);
             let label = c
@@ -88,39 +70,153 @@ pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
     );
 }
 
+fn register_scopes(engine: &mut Engine) {
+    def(
+        engine,
+        "results() -> Results",
+        "The results of the run, for claims: `results().cgroup(\"a\").spread`.",
+        || Results,
+    );
+    def(
+        engine,
+        "all(results: &mut Results) -> Stats",
+        "Every worker of every cgroup.",
+        |_: &mut Results| StatsScope(Scope::All),
+    );
+    def(
+        engine,
+        "cgroup(results: &mut Results, name: string) -> Stats",
+        "The workers of cgroup `name`.",
+        |_: &mut Results, name: &str| StatsScope(Scope::Cgroup { name: name.into() }),
+    );
+    def(
+        engine,
+        "worker(results: &mut Results, cgroup: string, index: int) -> Stats",
+        "Worker `index` (in spawn order) of cgroup `cgroup`.",
+        |_: &mut Results, cgroup: &str, i: i64| -> RhaiResult<StatsScope> {
+            Ok(StatsScope(Scope::Worker {
+                cgroup: cgroup.into(),
+                index: count("worker index", i)?,
+            }))
+        },
+    );
+    for (name, doc) in METRICS {
+        def(
+            engine,
+            &format!("get${name}(stats: &mut Stats) -> Metric"),
+            doc,
+            move |s: &mut StatsScope| -> RhaiResult<Metric> {
+                if name == "spread" && matches!(s.0, Scope::Worker { .. }) {
+                    return fail("spread compares the workers of a cgroup; one worker has none");
+                }
+                Ok(Metric(MetricExpr::Metric {
+                    scope: s.0.clone(),
+                    name: name.into(),
+                }))
+            },
+        );
+    }
+}
+
 fn register_arithmetic(engine: &mut Engine) {
+    let doc = "Arithmetic on metrics, computed once the run is over.";
     for op in ['+', '-', '*', '/'] {
-        let name = op.to_string();
-        engine.register_fn(&name, move |a: Metric, b: Metric| binary(op, a.0, b.0));
-        engine.register_fn(&name, move |a: Metric, b: f64| {
-            binary(op, a.0, constant(b)?)
-        });
-        engine.register_fn(&name, move |a: f64, b: Metric| {
-            binary(op, constant(a)?, b.0)
-        });
-        engine.register_fn(&name, move |a: Metric, b: i64| {
-            binary(op, a.0, constant(b as f64)?)
-        });
-        engine.register_fn(&name, move |a: i64, b: Metric| {
-            binary(op, constant(a as f64)?, b.0)
-        });
+        let sig = |a: &str, b: &str| format!("{op}(a: {a}, b: {b}) -> Metric");
+        def(
+            engine,
+            &sig("Metric", "Metric"),
+            doc,
+            move |a: Metric, b: Metric| binary(op, a.0, b.0),
+        );
+        def(
+            engine,
+            &sig("Metric", "float"),
+            doc,
+            move |a: Metric, b: f64| binary(op, a.0, constant(b)?),
+        );
+        def(
+            engine,
+            &sig("float", "Metric"),
+            doc,
+            move |a: f64, b: Metric| binary(op, constant(a)?, b.0),
+        );
+        def(
+            engine,
+            &sig("Metric", "int"),
+            doc,
+            move |a: Metric, b: i64| binary(op, a.0, constant(b as f64)?),
+        );
+        def(
+            engine,
+            &sig("int", "Metric"),
+            doc,
+            move |a: i64, b: Metric| binary(op, constant(a as f64)?, b.0),
+        );
     }
 }
 
 fn register_predicates(engine: &mut Engine) {
-    engine.register_fn("at_most", |v: f64| predicate(P::AtMost { limit: v }));
-    engine.register_fn("at_most", |v: i64| predicate(P::AtMost { limit: v as f64 }));
-    engine.register_fn("at_least", |v: f64| predicate(P::AtLeast { limit: v }));
-    engine.register_fn("at_least", |v: i64| {
-        predicate(P::AtLeast { limit: v as f64 })
+    let doc = "Passes when the value is at most `limit`.";
+    def(
+        engine,
+        "at_most(limit: float) -> Predicate",
+        doc,
+        |v: f64| predicate(P::AtMost { limit: v }),
+    );
+    def(engine, "at_most(limit: int) -> Predicate", doc, |v: i64| {
+        predicate(P::AtMost { limit: v as f64 })
     });
-    engine.register_fn("eq", |v: f64| predicate(P::Eq { expected: v }));
-    engine.register_fn("eq", |v: i64| predicate(P::Eq { expected: v as f64 }));
-    engine.register_fn("is_finite", || Predicate(P::IsFinite));
-    engine.register_fn("between", |lo: f64, hi: f64| between(lo, hi));
-    engine.register_fn("between", |lo: i64, hi: i64| between(lo as f64, hi as f64));
-    engine.register_fn("between", |lo: i64, hi: f64| between(lo as f64, hi));
-    engine.register_fn("between", |lo: f64, hi: i64| between(lo, hi as f64));
+    let doc = "Passes when the value is at least `limit`.";
+    def(
+        engine,
+        "at_least(limit: float) -> Predicate",
+        doc,
+        |v: f64| predicate(P::AtLeast { limit: v }),
+    );
+    def(
+        engine,
+        "at_least(limit: int) -> Predicate",
+        doc,
+        |v: i64| predicate(P::AtLeast { limit: v as f64 }),
+    );
+    let doc = "Passes when the value equals `expected` (within 1e-9 relative).";
+    def(engine, "eq(expected: float) -> Predicate", doc, |v: f64| {
+        predicate(P::Eq { expected: v })
+    });
+    def(engine, "eq(expected: int) -> Predicate", doc, |v: i64| {
+        predicate(P::Eq { expected: v as f64 })
+    });
+    def(
+        engine,
+        "is_finite() -> Predicate",
+        "Passes when the value is a finite number.",
+        || Predicate(P::IsFinite),
+    );
+    let doc = "Passes when `lo` <= value <= `hi`.";
+    def(
+        engine,
+        "between(lo: float, hi: float) -> Predicate",
+        doc,
+        |lo: f64, hi: f64| between(lo, hi),
+    );
+    def(
+        engine,
+        "between(lo: int, hi: int) -> Predicate",
+        doc,
+        |lo: i64, hi: i64| between(lo as f64, hi as f64),
+    );
+    def(
+        engine,
+        "between(lo: int, hi: float) -> Predicate",
+        doc,
+        |lo: i64, hi: f64| between(lo as f64, hi),
+    );
+    def(
+        engine,
+        "between(lo: float, hi: int) -> Predicate",
+        doc,
+        |lo: f64, hi: i64| between(lo, hi as f64),
+    );
 }
 
 fn between(lo: f64, hi: f64) -> RhaiResult<Predicate> {

@@ -4,8 +4,10 @@
 
 mod cgroup;
 mod claims;
+mod def;
 mod scenario;
 mod steps;
+mod values;
 mod work;
 
 use std::sync::Arc;
@@ -17,7 +19,7 @@ pub use claims::{Metric, Predicate as RhaiPredicate, Results, StatsScope};
 
 use crate::backend::{Action, SharedBackend};
 use crate::check::SharedFiles;
-use crate::plan::SourcePos;
+use ktstr_plan::SourcePos;
 
 /// Result type of registered functions.
 pub(crate) type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
@@ -119,14 +121,14 @@ pub fn register(engine: &mut Engine, backend: SharedBackend, files: SharedFiles,
 fn register_types(engine: &mut Engine) {
     engine
         .register_type_with_name::<CgroupHandle>("Cgroup")
-        .register_type_with_name::<crate::cpuset::CpusetSpec>("Cpuset")
-        .register_type_with_name::<crate::policy::Policy>("Policy")
-        .register_type_with_name::<crate::policy::Affinity>("Affinity")
-        .register_type_with_name::<crate::work::Work>("Work")
-        .register_type_with_name::<crate::work::Phase>("Phase")
-        .register_type_with_name::<crate::plan::Op>("Op")
-        .register_type_with_name::<crate::plan::Hold>("Hold")
-        .register_type_with_name::<claims::Results>("Results")
+        .register_type_with_name::<ktstr_plan::cpuset::CpusetSpec>("Cpuset")
+        .register_type_with_name::<ktstr_plan::policy::Policy>("Policy")
+        .register_type_with_name::<ktstr_plan::policy::Affinity>("Affinity")
+        .register_type_with_name::<ktstr_plan::work::Work>("Work")
+        .register_type_with_name::<ktstr_plan::work::Phase>("Phase")
+        .register_type_with_name::<ktstr_plan::Op>("Op")
+        .register_type_with_name::<ktstr_plan::Hold>("Hold")
+        .register_type_with_name::<Results>("Results")
         .register_type_with_name::<StatsScope>("Stats")
         .register_type_with_name::<Metric>("Metric")
         .register_type_with_name::<RhaiPredicate>("Predicate");

@@ -3,27 +3,54 @@
 
 use rhai::{Array, Engine, NativeCallContext};
 
+use super::def::def;
 use super::{count, fail, Ctx, RhaiResult};
 use crate::backend::Action;
-use crate::plan::{SchedulerSpec, TopologyConstraints};
+use ktstr_plan::{SchedulerSpec, TopologyConstraints};
 
-/// Constraint setters by script name.
 /// Sets one constraint.
 type Setter = fn(&mut TopologyConstraints, u32);
 
-const CONSTRAINTS: [(&str, Setter); 6] = [
-    ("min_llcs", |c, v| c.min_llcs = Some(v)),
-    ("max_llcs", |c, v| c.max_llcs = Some(v)),
-    ("min_cpus", |c, v| c.min_cpus = Some(v)),
-    ("max_cpus", |c, v| c.max_cpus = Some(v)),
-    ("min_numa_nodes", |c, v| c.min_numa_nodes = Some(v)),
-    ("max_numa_nodes", |c, v| c.max_numa_nodes = Some(v)),
+/// Constraint setters: (signature, doc, setter).
+const CONSTRAINTS: [(&str, &str, Setter); 6] = [
+    (
+        "min_llcs(n: int)",
+        "Runs only on topologies with at least `n` LLCs.",
+        |c, v| c.min_llcs = Some(v),
+    ),
+    (
+        "max_llcs(n: int)",
+        "Runs only on topologies with at most `n` LLCs.",
+        |c, v| c.max_llcs = Some(v),
+    ),
+    (
+        "min_cpus(n: int)",
+        "Runs only on topologies with at least `n` CPUs.",
+        |c, v| c.min_cpus = Some(v),
+    ),
+    (
+        "max_cpus(n: int)",
+        "Runs only on topologies with at most `n` CPUs.",
+        |c, v| c.max_cpus = Some(v),
+    ),
+    (
+        "min_numa_nodes(n: int)",
+        "Runs only on topologies with at least `n` NUMA nodes.",
+        |c, v| c.min_numa_nodes = Some(v),
+    ),
+    (
+        "max_numa_nodes(n: int)",
+        "Runs only on topologies with at most `n` NUMA nodes.",
+        |c, v| c.max_numa_nodes = Some(v),
+    ),
 ];
 
 pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
     let c = ctx.clone();
-    engine.register_fn(
-        "scenario",
+    def(
+        engine,
+        "scenario(name: string, description: string)",
+        "Names the scenario and says in one line what it checks; every script\ncalls it once.",
         move |call: NativeCallContext, name: &str, description: &str| -> RhaiResult<()> {
             if name.trim().is_empty() {
                 return fail("the scenario name is empty");
@@ -35,17 +62,27 @@ pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
             })
         },
     );
+    let duration_doc =
+        "How long the scenario runs, in seconds (more than 0, at most 3600;\ndefault 10).";
     let c = ctx.clone();
-    engine.register_fn("duration", move |secs: i64| -> RhaiResult<()> {
-        duration(&c, secs as f64)
-    });
+    def(
+        engine,
+        "duration(secs: int)",
+        duration_doc,
+        move |secs: i64| -> RhaiResult<()> { duration(&c, secs as f64) },
+    );
     let c = ctx.clone();
-    engine.register_fn("duration", move |secs: f64| -> RhaiResult<()> {
-        duration(&c, secs)
-    });
+    def(
+        engine,
+        "duration(secs: float)",
+        duration_doc,
+        move |secs: f64| -> RhaiResult<()> { duration(&c, secs) },
+    );
     let c = ctx.clone();
-    engine.register_fn(
-        "topology",
+    def(
+        engine,
+        "topology(numa_nodes: int, llcs: int, cores_per_llc: int, threads_per_core: int)",
+        "Runs on exactly this topology (`topology(1, 2, 4, 2)` is 1n2l4c2t).\nUse either this or the constraints (`min_llcs`, ...), not both.",
         move |numa: i64, llcs: i64, cores: i64, threads: i64| -> RhaiResult<()> {
             let t = ktstr_topology::Topology::new(
                 count("numa nodes", numa)?,
@@ -57,10 +94,20 @@ pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
             c.apply(Action::Topology(t))
         },
     );
-    for (name, set) in CONSTRAINTS {
+    register_constraints(engine, ctx);
+    register_scheduler(engine, ctx);
+    register_requirements(engine, ctx);
+}
+
+fn register_constraints(engine: &mut Engine, ctx: &Ctx) {
+    for (signature, doc, set) in CONSTRAINTS {
+        let name = &signature[..signature.find('(').expect("a signature")];
+        let name: &'static str = name;
         let c = ctx.clone();
-        engine.register_fn(
-            name,
+        def(
+            engine,
+            signature,
+            doc,
             move |call: NativeCallContext, v: i64| -> RhaiResult<()> {
                 c.apply(Action::Constrain {
                     name,
@@ -72,8 +119,10 @@ pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
         );
     }
     let c = ctx.clone();
-    engine.register_fn(
-        "requires_smt",
+    def(
+        engine,
+        "requires_smt()",
+        "Runs only on topologies with two or more threads per core.",
         move |call: NativeCallContext| -> RhaiResult<()> {
             c.apply(Action::Constrain {
                 name: "requires_smt",
@@ -83,58 +132,82 @@ pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
             })
         },
     );
-    register_scheduler(engine, ctx);
 }
 
 fn duration(c: &Ctx, secs: f64) -> RhaiResult<()> {
-    crate::plan::check_duration(secs).or_else(fail)?;
+    ktstr_plan::check_duration(secs).or_else(fail)?;
     c.apply(Action::Duration(secs))
 }
 
 fn register_scheduler(engine: &mut Engine, ctx: &Ctx) {
+    let doc = "The sched_ext scheduler to run under: a sample scheduler of the\nkernel (`scx_simple`), one installed with `ktstr sched install`, a\nprogram on PATH or a path. Without it the kernel's own (EEVDF) runs.";
     let c = ctx.clone();
-    engine.register_fn(
-        "scheduler",
+    def(
+        engine,
+        "scheduler(name: string)",
+        doc,
         move |call: NativeCallContext, name: &str| -> RhaiResult<()> {
             scheduler(&c, &call, name, Array::new())
         },
     );
     let c = ctx.clone();
-    engine.register_fn(
-        "scheduler",
+    def(
+        engine,
+        "scheduler(name: string, args: array)",
+        &format!("{doc}\n`args` are its command-line arguments (strings)."),
         move |call: NativeCallContext, name: &str, args: Array| -> RhaiResult<()> {
             scheduler(&c, &call, name, args)
         },
     );
+    let doc = "Overrides a threshold of the default checks for this scenario\n(`max_gap_ms`, `max_spread_pct`): over ktstr's and the scheduler's,\nunder `--threshold`.";
     let c = ctx.clone();
-    engine.register_fn("threshold", move |key: &str, v: i64| -> RhaiResult<()> {
-        threshold(&c, key, v as f64)
-    });
+    def(
+        engine,
+        "threshold(name: string, value: int)",
+        doc,
+        move |key: &str, v: i64| -> RhaiResult<()> { threshold(&c, key, v as f64) },
+    );
     let c = ctx.clone();
-    engine.register_fn("threshold", move |key: &str, v: f64| -> RhaiResult<()> {
-        threshold(&c, key, v)
-    });
+    def(
+        engine,
+        "threshold(name: string, value: float)",
+        doc,
+        move |key: &str, v: f64| -> RhaiResult<()> { threshold(&c, key, v) },
+    );
+}
+
+fn register_requirements(engine: &mut Engine, ctx: &Ctx) {
     let c = ctx.clone();
-    engine.register_fn("kernel_min", move |version: &str| -> RhaiResult<()> {
-        let ok = version.split('.').all(|p| p.parse::<u32>().is_ok());
-        if !ok || version.is_empty() {
-            return fail(format!("`{version}` is not a kernel version such as 6.12"));
-        }
-        c.apply(Action::KernelMin(version.to_string()))
-    });
+    def(
+        engine,
+        "kernel_min(version: string)",
+        "The oldest kernel the scenario runs on (`\"6.12\"`).",
+        move |version: &str| -> RhaiResult<()> {
+            let ok = version.split('.').all(|p| p.parse::<u32>().is_ok());
+            if !ok || version.is_empty() {
+                return fail(format!("`{version}` is not a kernel version such as 6.12"));
+            }
+            c.apply(Action::KernelMin(version.to_string()))
+        },
+    );
     let c = ctx.clone();
-    engine.register_fn("kernel_config", move |option: &str| -> RhaiResult<()> {
-        if !option.starts_with("CONFIG_") {
-            return fail(format!("`{option}` is not a CONFIG_ option"));
-        }
-        c.apply(Action::KernelConfig(option.to_string()))
-    });
+    def(
+        engine,
+        "kernel_config(option: string)",
+        "A kernel option the scenario needs set (`\"CONFIG_SCHED_CLASS_EXT\"`).",
+        move |option: &str| -> RhaiResult<()> {
+            if !option.starts_with("CONFIG_") {
+                return fail(format!("`{option}` is not a CONFIG_ option"));
+            }
+            c.apply(Action::KernelConfig(option.to_string()))
+        },
+    );
 }
 
 /// `threshold(key, value)`: a threshold the verdict knows, with a value
 /// it can use (the same rules as `--threshold` and schedulers.toml).
 fn threshold(c: &Ctx, key: &str, value: f64) -> RhaiResult<()> {
-    crate::verdict::check_threshold(key, value).or_else(fail)?;
+    ktstr_plan::thresholds::check_threshold(key, value).or_else(fail)?;
     c.apply(Action::Threshold(key.to_string(), value))
 }
 

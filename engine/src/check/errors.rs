@@ -60,7 +60,7 @@ pub fn eval_error(file: &str, e: &EvalAltResult, sigs: &Signatures) -> Diagnosti
         EvalAltResult::ErrorInModule(module, inner, pos) => {
             let mut d = match &**inner {
                 EvalAltResult::ErrorParsing(kind, at) => {
-                    parse_error(module, &rhai::ParseError(Box::new(kind.clone()), *at))
+                    parse_error(module, &ParseError(Box::new(kind.clone()), *at))
                 }
                 other => eval_error(module, other, sigs),
             };

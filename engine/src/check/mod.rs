@@ -18,18 +18,13 @@ use ktstr_topology::Topology;
 
 use crate::backend::{Recorder, SharedBackend};
 use crate::diag::Diagnostic;
-use crate::plan::Plan;
+use ktstr_plan::Plan;
 
 pub use engine::{Printed, ScriptOutput, MAX_PRINTED, MAX_WALL, STDLIB_NAME};
 pub use files::{read_script, strip_bom, ScriptFiles, SharedFiles, MAX_SCRIPT_BYTES, STDLIB_FILE};
 pub use imports::MAX_IMPORT_DEPTH;
 pub use signatures::{pretty as pretty_signature, Signatures};
 pub use validate::{MAX_CGROUPS, MAX_STEPS, MAX_TOTAL_WORKERS, MAX_WORKERS};
-
-/// Every signature of `sigs`, prettified.
-pub fn signatures_pretty(sigs: &Signatures) -> Vec<String> {
-    sigs.all_shown()
-}
 
 /// Tells whether a scheduler name can be found: `Err` says why not.
 pub type SchedulerLookup = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;

@@ -86,11 +86,6 @@ impl Signatures {
         v.join(", ")
     }
 
-    /// Every prettified signature.
-    pub fn all_shown(&self) -> Vec<String> {
-        self.display.values().flatten().cloned().collect()
-    }
-
     /// The known name closest to `name`, if any is close.
     pub fn closest(&self, name: &str) -> Option<&str> {
         self.by_name
@@ -141,6 +136,7 @@ pub fn pretty(sig: &str) -> String {
         }
     }
     out.replace("_:", "")
+        .replace(':', ": ")
         .replace(',', ", ")
         .replace("->", " -> ")
         .replace("&mut", "&mut ")
@@ -159,6 +155,10 @@ mod tests {
         assert_eq!(
             pretty("nice(_: &mut Cgroup, _: i64) -> Cgroup"),
             "nice(Cgroup, int) -> Cgroup"
+        );
+        assert_eq!(
+            pretty("nice(cgroup: &mut Cgroup, nice: int) -> Cgroup"),
+            "nice(cgroup: Cgroup, nice: int) -> Cgroup"
         );
     }
 }

@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ktstr_topology::Topology;
 
-use crate::claims::{MetricExpr, Scope, MAX_EXPR_DEPTH};
 use crate::diag::Diagnostic;
-use crate::plan::{check_cgroup_name, CgroupDef, Hold, Op, Plan, SourcePos, TopologyReq};
-use crate::policy::Affinity;
+use ktstr_plan::claims::{MetricExpr, Scope, MAX_EXPR_DEPTH};
+use ktstr_plan::policy::Affinity;
+use ktstr_plan::{check_cgroup_name, CgroupDef, Hold, Op, Plan, SourcePos, TopologyReq};
 
 use super::CheckOptions;
 

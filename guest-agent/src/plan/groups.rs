@@ -4,13 +4,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ktstr_engine::cpuset::CpusetSpec;
-use ktstr_engine::plan::{CgroupDef, Op, Plan};
-use ktstr_engine::policy::Affinity;
+use ktstr_plan::cpuset::CpusetSpec;
+use ktstr_plan::policy::Affinity;
+use ktstr_plan::{CgroupDef, Op, Plan};
 use ktstr_proto::WorkerReport;
 use ktstr_topology::{cpulist, Topology};
 
 use crate::cgroups::{self, CgroupTree};
+use crate::error::{AgentError, Result};
 use crate::workers::{sys, Worker, WorkerSpec};
 
 /// How long a stopped worker may take to report.
@@ -39,7 +40,7 @@ pub struct Groups {
 impl Groups {
     /// An empty tree under `base` for `plan` on `topology`; workers run
     /// `exe --worker`.
-    pub fn new(base: &Path, plan: &Plan, topology: Topology, exe: PathBuf) -> Result<Self, String> {
+    pub fn new(base: &Path, plan: &Plan, topology: Topology, exe: PathBuf) -> Result<Self> {
         let mut parents: BTreeSet<String> = plan
             .cgroups
             .iter()
@@ -73,12 +74,12 @@ impl Groups {
     }
 
     /// Creates a cgroup and its (gated) workers.
-    pub fn add(&mut self, def: &CgroupDef) -> Result<(), String> {
+    pub fn add(&mut self, def: &CgroupDef) -> Result<()> {
         let chain = self.chain(def);
         let procs = self.tree.add(&chain, self.parents.contains(&def.name))?;
         let dir = self.tree.dir(&chain);
         if let Some(spec) = &def.cpuset {
-            let cpus = spec.resolve(&self.topology)?;
+            let cpus = spec.resolve(&self.topology).map_err(AgentError::Plan)?;
             cgroups::set_cpus(&dir, &cpulist::format(&cpus))?;
         }
         self.groups.insert(
@@ -95,15 +96,12 @@ impl Groups {
     }
 
     /// Spawns `n` more gated workers into cgroup `name`.
-    fn spawn(&mut self, name: &str, n: u32) -> Result<(), String> {
+    fn spawn(&mut self, name: &str, n: u32) -> Result<()> {
         let topology = self.topology;
         let exe = self.exe.clone();
-        let g = self
-            .groups
-            .get_mut(name)
-            .ok_or(format!("no cgroup `{name}`"))?;
+        let g = self.groups.get_mut(name).ok_or_else(|| no_cgroup(name))?;
         let allowed = match &g.def.cpuset {
-            Some(s) => s.resolve(&topology)?,
+            Some(s) => s.resolve(&topology).map_err(AgentError::Plan)?,
             None => (0..topology.cpus()).collect(),
         };
         for _ in 0..n {
@@ -119,7 +117,7 @@ impl Groups {
                 comm: g.def.comm.clone(),
             };
             let w = Worker::spawn(&exe, spec)
-                .map_err(|e| format!("spawning a worker of `{name}`: {e}"))?;
+                .map_err(|e| AgentError::start(format!("a worker of `{name}`"), e))?;
             cgroups::move_pid(&g.procs, w.pid())?;
             g.workers.push(w);
         }
@@ -127,18 +125,18 @@ impl Groups {
     }
 
     /// Opens every gate that is still closed.
-    pub fn start_all(&mut self) -> Result<(), String> {
+    pub fn start_all(&mut self) -> Result<()> {
         for g in self.groups.values_mut() {
             for w in &mut g.workers {
                 w.start()
-                    .map_err(|e| format!("starting a worker of `{}`: {e}", g.def.name))?;
+                    .map_err(|e| AgentError::start(format!("a worker of `{}`", g.def.name), e))?;
             }
         }
         Ok(())
     }
 
     /// Applies one op of a step; new workers start at once.
-    pub fn apply(&mut self, op: &Op) -> Result<(), String> {
+    pub fn apply(&mut self, op: &Op) -> Result<()> {
         match op {
             Op::AddCgroup { cgroup } => {
                 self.add(cgroup)?;
@@ -153,7 +151,7 @@ impl Groups {
             }
             Op::StopCgroup { name } => self.stop(name),
             Op::SetCpuset { name, cpuset } => {
-                let cpus = cpuset.resolve(&self.topology)?;
+                let cpus = cpuset.resolve(&self.topology).map_err(AgentError::Plan)?;
                 cgroups::set_cpus(&self.group(name)?.dir, &cpulist::format(&cpus))?;
             }
             Op::ClearCpuset { name } => cgroups::set_cpus(&self.group(name)?.dir, "")?,
@@ -191,21 +189,19 @@ impl Groups {
         Ok(())
     }
 
-    fn group(&self, name: &str) -> Result<&Group, String> {
-        self.groups.get(name).ok_or(format!("no cgroup `{name}`"))
+    fn group(&self, name: &str) -> Result<&Group> {
+        self.groups.get(name).ok_or_else(|| no_cgroup(name))
     }
 
-    fn group_mut(&mut self, name: &str) -> Result<&mut Group, String> {
-        self.groups
-            .get_mut(name)
-            .ok_or(format!("no cgroup `{name}`"))
+    fn group_mut(&mut self, name: &str) -> Result<&mut Group> {
+        self.groups.get_mut(name).ok_or_else(|| no_cgroup(name))
     }
 
-    fn start_new(&mut self, name: &str) -> Result<(), String> {
+    fn start_new(&mut self, name: &str) -> Result<()> {
         let g = self.group_mut(name)?;
         for w in g.workers.iter_mut().filter(|w| !w.started()) {
             w.start()
-                .map_err(|e| format!("starting a worker of `{name}`: {e}"))?;
+                .map_err(|e| AgentError::start(format!("a worker of `{name}`"), e))?;
         }
         Ok(())
     }
@@ -214,10 +210,11 @@ impl Groups {
         &mut self,
         name: &str,
         f: impl Fn(u32, &Group, &Topology) -> std::io::Result<()>,
-    ) -> Result<(), String> {
+    ) -> Result<()> {
         let g = self.group(name)?;
         for w in &g.workers {
-            f(w.pid(), g, &self.topology).map_err(|e| format!("cgroup `{name}`: {e}"))?;
+            f(w.pid(), g, &self.topology)
+                .map_err(|e| AgentError::Plan(format!("cgroup `{name}`: {e}")))?;
         }
         Ok(())
     }
@@ -248,6 +245,11 @@ impl Groups {
         self.tree.remove();
         reports
     }
+}
+
+/// The error for an op on a cgroup the plan does not have (now).
+fn no_cgroup(name: &str) -> AgentError {
+    AgentError::Plan(format!("no cgroup `{name}`"))
 }
 
 /// Tells every worker to stop at once, then collects each report under

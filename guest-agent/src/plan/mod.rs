@@ -7,14 +7,17 @@ pub mod schedule;
 pub mod scheduler;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ktstr_engine::plan::{Hold, Plan};
+use ktstr_plan::{Hold, Plan};
 use ktstr_proto::{GuestMessage, SchedulerLaunch, WorkerReport};
 use ktstr_topology::Topology;
 
 use crate::channel::Channel;
+use crate::error::{AgentError, Result};
+use crate::live::LiveState;
 use groups::Groups;
 use scheduler::RunningScheduler;
 
@@ -42,8 +45,8 @@ impl Reporter<'_> {
 
 /// A plan job as the agent received it.
 pub struct PlanJob {
-    /// The Plan (JSON, parsed here).
-    pub plan: serde_json::Value,
+    /// The Plan.
+    pub plan: Plan,
     /// The VM's topology.
     pub topology: Topology,
     /// The scheduler (None: the kernel's own).
@@ -52,16 +55,32 @@ pub struct PlanJob {
     pub panic_mid_run: bool,
 }
 
-/// Runs the plan of `job`, reporting on `channel`.
-pub fn run(job: PlanJob, channel: &Arc<Mutex<Channel>>) -> Result<(), String> {
+/// How the steps ended.
+enum StepsEnd {
+    /// Every step and hold ran.
+    Finished,
+    /// The scheduler died (why).
+    SchedulerDied(String),
+    /// The host asked the plan to stop (`StopPlan`).
+    Stopped,
+}
+
+/// Runs the plan of `job`, reporting on `channel`; `live` carries the
+/// host's requests to stop it early.
+pub fn run(job: PlanJob, channel: &Arc<Mutex<Channel>>, live: &LiveState) -> Result<()> {
+    live.plan_running.store(true, Ordering::SeqCst);
+    let result = run_plan(job, channel, &live.stop_plan);
+    live.plan_running.store(false, Ordering::SeqCst);
+    result
+}
+
+fn run_plan(job: PlanJob, channel: &Arc<Mutex<Channel>>, stop: &AtomicBool) -> Result<()> {
     let PlanJob {
         plan,
         topology,
         scheduler,
         panic_mid_run,
     } = job;
-    let plan: Plan =
-        serde_json::from_value(plan).map_err(|e| format!("the plan does not parse: {e}"))?;
     let r = Reporter {
         channel,
         start: Instant::now(),
@@ -76,16 +95,16 @@ pub fn run(job: PlanJob, channel: &Arc<Mutex<Channel>>) -> Result<(), String> {
                 });
                 Some(s)
             }
-            Err(detail) => {
+            Err(e) => {
                 r.send(GuestMessage::Scheduler {
                     state: "failed".into(),
-                    detail,
+                    detail: e.to_string(),
                 });
                 return Ok(());
             }
         },
     };
-    let exe = std::env::current_exe().map_err(|e| format!("locating /init: {e}"))?;
+    let exe = std::env::current_exe().map_err(|e| AgentError::io("locate", "/proc/self/exe", e))?;
     let mut groups = Groups::new(Path::new(CGROUP_ROOT), &plan, topology, exe)?;
     for def in &plan.cgroups {
         groups.add(def)?;
@@ -101,7 +120,10 @@ pub fn run(job: PlanJob, channel: &Arc<Mutex<Channel>>) -> Result<(), String> {
             crate::fault::panic_kernel();
         });
     }
-    let died = run_steps(&plan, &mut groups, &mut sched, &r)?;
+    let end = run_steps(&plan, &mut groups, &mut sched, &r, stop)?;
+    if matches!(end, StepsEnd::Stopped) {
+        r.event("stopped by the host".into());
+    }
     let duration_ms = t0.elapsed().as_secs_f64() * 1000.0;
     let mut workers = groups.finish();
     rebase_progress(&mut workers, t0_mono_ms);
@@ -109,13 +131,13 @@ pub fn run(job: PlanJob, channel: &Arc<Mutex<Channel>>) -> Result<(), String> {
         workers,
         duration_ms,
     });
-    match (died, sched) {
-        (Some(detail), _) => r.send(GuestMessage::Scheduler {
+    match (end, sched) {
+        (StepsEnd::SchedulerDied(detail), _) => r.send(GuestMessage::Scheduler {
             state: "exited".into(),
             detail,
         }),
-        (None, Some(s)) => s.stop(),
-        (None, None) => {}
+        (_, Some(s)) => s.stop(),
+        (_, None) => {}
     }
     Ok(())
 }
@@ -131,13 +153,14 @@ fn rebase_progress(workers: &mut [WorkerReport], t0_mono_ms: f64) {
     }
 }
 
-/// Runs every step; returns why the scheduler died, if it did.
+/// Runs every step, unless the scheduler dies or the host stops the plan.
 fn run_steps(
     plan: &Plan,
     groups: &mut Groups,
     sched: &mut Option<RunningScheduler>,
     r: &Reporter,
-) -> Result<Option<String>, String> {
+    stop: &AtomicBool,
+) -> Result<StepsEnd> {
     let (holds, tail) = schedule::holds(&plan.steps, plan.duration_s);
     for (i, (step, hold)) in plan.steps.iter().zip(holds).enumerate() {
         let rounds = match step.hold {
@@ -149,23 +172,27 @@ fn run_steps(
                 groups.apply(op)?;
             }
             r.event(format!("step {} ({} op(s))", i + 1, step.ops.len()));
-            if let Some(d) = hold_for(hold / f64::from(rounds), sched) {
-                return Ok(Some(d));
+            match hold_for(hold / f64::from(rounds), sched, stop) {
+                StepsEnd::Finished => {}
+                end => return Ok(end),
             }
         }
     }
-    Ok(hold_for(tail, sched))
+    Ok(hold_for(tail, sched, stop))
 }
 
-/// Waits `secs`, checking the scheduler; returns why it died, if it did.
-fn hold_for(secs: f64, sched: &mut Option<RunningScheduler>) -> Option<String> {
+/// Waits `secs`, checking the scheduler and the host's stop request.
+fn hold_for(secs: f64, sched: &mut Option<RunningScheduler>, stop: &AtomicBool) -> StepsEnd {
     let until = Instant::now() + Duration::from_secs_f64(secs.max(0.0));
     while Instant::now() < until {
         if let Some(why) = sched.as_mut().and_then(RunningScheduler::check) {
-            return Some(why);
+            return StepsEnd::SchedulerDied(why);
+        }
+        if stop.load(Ordering::SeqCst) {
+            return StepsEnd::Stopped;
         }
         let left = until.saturating_duration_since(Instant::now());
         std::thread::sleep(left.min(Duration::from_millis(100)));
     }
-    None
+    StepsEnd::Finished
 }

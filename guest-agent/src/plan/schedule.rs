@@ -1,7 +1,7 @@
 //! How long each step holds: fractions of the duration, fixed seconds, and
 //! looped steps sharing what is left.
 
-use ktstr_engine::plan::{Hold, Step};
+use ktstr_plan::{Hold, Step};
 
 /// Seconds each step holds, and the seconds left after the last step.
 pub fn holds(steps: &[Step], duration_s: f64) -> (Vec<f64>, f64) {
@@ -41,7 +41,7 @@ pub fn holds(steps: &[Step], duration_s: f64) -> (Vec<f64>, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ktstr_engine::plan::SourcePos;
+    use ktstr_plan::SourcePos;
 
     fn step(hold: Hold) -> Step {
         Step {

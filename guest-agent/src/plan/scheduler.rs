@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ktstr_proto::SchedulerLaunch;
+
+use crate::error::{AgentError, Result};
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 
@@ -68,18 +70,22 @@ struct KthreaddPin {
 const KTHREADD: i32 = 2;
 
 impl KthreaddPin {
-    fn new(cpu: u32) -> Result<Self, String> {
+    fn new(cpu: u32) -> Result<Self> {
         let pid = Pid::from_raw(KTHREADD);
         let comm = read_trim("/proc/2/comm");
         if comm != "kthreadd" {
-            return Err(format!("PID 2 is `{comm}`, not kthreadd"));
+            return Err(AgentError::Scheduler(format!(
+                "PID 2 is `{comm}`, not kthreadd"
+            )));
         }
-        let before = sched_getaffinity(pid).map_err(|e| format!("kthreadd's affinity: {e}"))?;
+        let before = sched_getaffinity(pid)
+            .map_err(|e| AgentError::Scheduler(format!("kthreadd's affinity: {e}")))?;
         let mut only = CpuSet::new();
         only.set(cpu as usize)
-            .map_err(|e| format!("enable_cpu {cpu}: {e}"))?;
-        sched_setaffinity(pid, &only)
-            .map_err(|e| format!("pinning kthreadd to CPU {cpu} (enable_cpu): {e}"))?;
+            .map_err(|e| AgentError::Scheduler(format!("enable_cpu {cpu}: {e}")))?;
+        sched_setaffinity(pid, &only).map_err(|e| {
+            AgentError::Scheduler(format!("pinning kthreadd to CPU {cpu} (enable_cpu): {e}"))
+        })?;
         Ok(KthreaddPin { before })
     }
 }
@@ -94,26 +100,26 @@ impl Drop for KthreaddPin {
 /// `root/ops` names it. A scheduler that exits first or never attaches is
 /// an error carrying its output and the kernel's lines. With
 /// `enable_cpu`, kthreadd stays pinned to that CPU until then.
-pub fn start(launch: &SchedulerLaunch) -> Result<RunningScheduler, String> {
+pub fn start(launch: &SchedulerLaunch) -> Result<RunningScheduler> {
     let _pin = launch.enable_cpu.map(KthreaddPin::new).transpose()?;
-    let log = File::create(LOG).map_err(|e| format!("{LOG}: {e}"))?;
-    let err = log.try_clone().map_err(|e| format!("{LOG}: {e}"))?;
+    let log = File::create(LOG).map_err(|e| AgentError::io("create", LOG, e))?;
+    let err = log.try_clone().map_err(|e| AgentError::io("dup", LOG, e))?;
     let mut child = Command::new(&launch.path)
         .args(&launch.args)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err)
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", launch.path))?;
+        .map_err(|e| AgentError::start(&launch.path, e))?;
     let deadline = Instant::now() + Duration::from_secs(launch.attach_timeout_s);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
+            return Err(AgentError::Scheduler(format!(
                 "{} exited ({status}) before attaching\n{}\n{}",
                 launch.path,
                 log_tail(),
                 kernel_lines()
-            ));
+            )));
         }
         if read_trim(STATE) == "enabled" && read_trim(OPS).starts_with(&launch.ops_name) {
             return Ok(RunningScheduler {
@@ -124,14 +130,14 @@ pub fn start(launch: &SchedulerLaunch) -> Result<RunningScheduler, String> {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!(
+            return Err(AgentError::Scheduler(format!(
                 "{} did not attach within {} s (state `{}`)\n{}\n{}",
                 launch.path,
                 launch.attach_timeout_s,
                 read_trim(STATE),
                 log_tail(),
                 kernel_lines()
-            ));
+            )));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -173,7 +179,7 @@ impl RunningScheduler {
 
     /// Stops the scheduler (SIGINT, then SIGKILL after 5 s).
     pub fn stop(mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let pid = Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
         let until = Instant::now() + Duration::from_secs(5);
         while Instant::now() < until {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ktstr_engine::work::Work;
+use ktstr_plan::work::Work;
 
 use super::probe::Probe;
 use super::sys;
@@ -505,7 +505,7 @@ fn preempt_storm(r: &Run, p: &mut Probe) -> Result<(), String> {
     Ok(())
 }
 
-fn sequence(r: &Run, p: &mut Probe, phases: &[ktstr_engine::work::Phase]) -> Result<(), String> {
+fn sequence(r: &Run, p: &mut Probe, phases: &[ktstr_plan::work::Phase]) -> Result<(), String> {
     while !r.done() {
         for phase in phases {
             let until = Instant::now() + Duration::from_secs_f64(phase.secs);

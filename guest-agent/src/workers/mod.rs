@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ktstr_engine::policy::Policy;
-use ktstr_engine::work::Work;
+use ktstr_plan::policy::Policy;
+use ktstr_plan::work::Work;
 use ktstr_proto::WorkerReport;
 use serde::{Deserialize, Serialize};
 

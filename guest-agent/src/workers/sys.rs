@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use ktstr_engine::policy::Policy;
+use ktstr_plan::policy::Policy;
 
 /// Blocks while `word` holds `expected` (FUTEX_WAIT), at most `timeout`.
 pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {

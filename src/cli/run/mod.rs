@@ -1,26 +1,22 @@
 //! `ktstr run FILE...`: check each script, boot a VM of its topology,
 //! run its Plan in the guest, judge the results, write a sidecar.
 //!
-//! - [`job`]: one script from check to sidecar.
-//! - [`launch`]: the scheduler binary, its arguments, attach timeout and
-//!   thresholds (script, command line, schedulers.toml, caches).
-//! - [`report`]: what the guest sent, turned into results, stats lines
-//!   and the human output.
+//! - [`job`]: one script: checked, overrides applied, topology chosen,
+//!   handed to `ktstr-run` (which boots, judges and writes the sidecar).
+//! - [`report`]: the human and JSON output of a job.
 
 mod job;
-mod launch;
 mod report;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use ktstr_engine::verdict::Outcome;
+use ktstr_plan::verdict::Outcome;
 use ktstr_proto::Fault;
+use ktstr_run::{JobResult, Repetition, Runner};
 use ktstr_topology::Topology;
 use ktstr_vmm::probe::BackendChoice;
-
-use report::JobResult;
 
 /// Arguments of `run`.
 #[derive(Debug, clap::Args)]
@@ -74,34 +70,43 @@ fn parse_threshold(s: &str) -> Result<(String, f64), String> {
     let v: f64 = v
         .parse()
         .map_err(|_| format!("`{v}` is not a number >= 0"))?;
-    ktstr_engine::verdict::check_threshold(k, v)?;
+    ktstr_plan::thresholds::check_threshold(k, v)?;
     Ok((k.to_string(), v))
 }
 
 /// `--duration`: the same bounds as the script's `duration(...)`.
 fn parse_duration(s: &str) -> Result<f64, String> {
     let secs: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-    ktstr_engine::plan::check_duration(secs)?;
+    ktstr_plan::check_duration(secs)?;
     Ok(secs)
 }
 
 /// Runs every file (`repeat` times); the exit code is the worst outcome's.
 pub fn run(args: RunArgs, manifests: super::Manifests) -> anyhow::Result<ExitCode> {
-    let registry = super::sched::registry(manifests.schedulers)?;
-    let run_dir = runs_dir().join(run_id());
+    let run_id = run_id();
+    let runner = Runner {
+        registry: super::sched::registry(manifests.schedulers)?,
+        layout: ktstr_kernel::CacheLayout::from_env()?,
+        agent: super::guest::guest_agent()?,
+        run_dir: runs_dir().join(&run_id),
+        run_id,
+    };
     let mut ctx = job::Context {
         args: &args,
         kernels_toml: manifests.kernels,
-        registry: &registry,
+        runner: &runner,
         kernel: None,
-        run_dir: &run_dir,
+        cancel: super::guest::cancel_on_signals()?,
     };
     let mut results: Vec<JobResult> = Vec::new();
     for file in &args.files {
         let mut outcomes = Vec::new();
         for i in 0..args.repeat {
-            let mut r = job::run_file(&mut ctx, file, i)?;
-            r.repeat = (args.repeat > 1).then_some((i + 1, args.repeat));
+            let rep = Repetition {
+                index: i + 1,
+                of: args.repeat,
+            };
+            let r = job::run_file(&mut ctx, file, rep)?;
             if !args.json {
                 report::print_result(&r)?;
             }
@@ -113,7 +118,7 @@ pub fn run(args: RunArgs, manifests: super::Manifests) -> anyhow::Result<ExitCod
         }
     }
     if args.json {
-        let v: Vec<_> = results.iter().map(JobResult::to_json).collect();
+        let v: Vec<_> = results.iter().map(report::to_json).collect();
         outln!("{}", serde_json::to_string_pretty(&v)?)?;
     }
     let worst = results

@@ -128,7 +128,7 @@ pub fn boot_sregs(mut sregs: kvm_sregs, protocol: Protocol) -> kvm_sregs {
         segment(table[3], 3),
     );
     sregs.gdt.base = GDT_ADDRESS;
-    sregs.gdt.limit = (std::mem::size_of_val(&table) - 1) as u16;
+    sregs.gdt.limit = (size_of_val(&table) - 1) as u16;
     sregs.idt.base = 0;
     sregs.idt.limit = 0;
     sregs.cs = code;

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::plan::SourcePos;
-use crate::results::{RunResults, WorkerResults};
+use crate::results::{RunResults, WorkerReport};
 
 /// How deeply a metric expression may nest (`a / (b + (c * ...))`). The
 /// guest reads the Plan with serde_json, whose nesting limit is 128; an
@@ -34,21 +34,36 @@ pub enum Scope {
     },
 }
 
-/// The metrics scripts can name.
-pub const METRICS: [&str; 13] = [
-    "iterations",
-    "min_iterations",
-    "max_gap_ms",
-    "spread",
-    "migrations",
-    "wake_p50_us",
-    "wake_p99_us",
-    "run_delay_ms",
-    "cpu_time_ms",
-    "workers",
-    "min_rate",
-    "max_rate",
-    "stall_ms",
+/// The metrics scripts can name: (name, what it is, with its unit).
+pub const METRICS: [(&str, &str); 13] = [
+    ("iterations", "Loop iterations of the scope's workers, summed."),
+    ("min_iterations", "The fewest iterations any one worker of the scope made."),
+    ("max_gap_ms", "The longest gap between two progress points of any worker, ms."),
+    (
+        "spread",
+        "How unevenly a cgroup's workers shared CPU time: the largest minus the\nsmallest share, in percentage points.",
+    ),
+    ("migrations", "CPU migrations of the scope's workers, summed."),
+    ("wake_p50_us", "Median wake-up latency, averaged over the workers, µs."),
+    ("wake_p99_us", "The worst worker's 99th-percentile wake-up latency, µs."),
+    (
+        "run_delay_ms",
+        "Time runnable but waiting for a CPU (schedstat), averaged, ms.",
+    ),
+    ("cpu_time_ms", "CPU time of the scope's workers, summed, ms."),
+    ("workers", "How many workers the scope had."),
+    (
+        "min_rate",
+        "Iterations per second in the slowest 250 ms interval of the scope.",
+    ),
+    (
+        "max_rate",
+        "Iterations per second in the fastest 250 ms interval of the scope.",
+    ),
+    (
+        "stall_ms",
+        "The longest stretch without any progress of the scope, ms.",
+    ),
 ];
 
 /// A number computed from results.
@@ -193,7 +208,7 @@ impl MetricExpr {
     }
 }
 
-fn workers<'a>(r: &'a RunResults, scope: &Scope) -> Result<Vec<&'a WorkerResults>, String> {
+fn workers<'a>(r: &'a RunResults, scope: &Scope) -> Result<Vec<&'a WorkerReport>, String> {
     let of = |name: &str| {
         r.cgroups
             .get(name)
@@ -217,8 +232,8 @@ fn metric(r: &RunResults, scope: &Scope, name: &str) -> Result<f64, String> {
     if ws.is_empty() {
         return Err("no workers to measure".into());
     }
-    let sum = |f: fn(&WorkerResults) -> f64| ws.iter().map(|w| f(w)).sum::<f64>();
-    let max = |f: fn(&WorkerResults) -> f64| ws.iter().map(|w| f(w)).fold(f64::MIN, f64::max);
+    let sum = |f: fn(&WorkerReport) -> f64| ws.iter().map(|w| f(w)).sum::<f64>();
+    let max = |f: fn(&WorkerReport) -> f64| ws.iter().map(|w| f(w)).fold(f64::MIN, f64::max);
     let n = ws.len() as f64;
     if crate::series::SERIES_METRICS.contains(&name) {
         return crate::series::metric(&ws, name);
@@ -318,7 +333,7 @@ mod tests {
     use crate::results::CgroupResults;
 
     fn results() -> RunResults {
-        let w = |it, cpu| WorkerResults {
+        let w = |it, cpu| WorkerReport {
             iterations: it,
             cpu_time_ms: cpu,
             ..Default::default()

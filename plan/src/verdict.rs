@@ -6,35 +6,11 @@ use std::collections::BTreeMap;
 use ktstr_topology::Topology;
 use serde::{Deserialize, Serialize};
 
-use crate::claims::{ClaimOutcome, ClaimVerdict};
-use crate::plan::{Op, Plan};
+use crate::claims::{ClaimOutcome, ClaimVerdict, MetricExpr, Scope};
+use crate::plan::Plan;
 use crate::results::RunResults;
-
-/// Built-in thresholds (native speed).
-pub const DEFAULT_THRESHOLDS: [(&str, f64); 2] = [("max_gap_ms", 2000.0), ("max_spread_pct", 15.0)];
-
-/// The names of every threshold the verdict reads.
-pub fn threshold_names() -> Vec<&'static str> {
-    DEFAULT_THRESHOLDS.iter().map(|(k, _)| *k).collect()
-}
-
-/// Why `value` cannot be threshold `name`, if it cannot: the one rule a
-/// script's `threshold(...)`, `--threshold` and schedulers.toml share.
-pub fn check_threshold(name: &str, value: f64) -> Result<(), String> {
-    let known = threshold_names();
-    if !known.contains(&name) {
-        return Err(format!(
-            "unknown threshold `{name}` (known: {})",
-            known.join(", ")
-        ));
-    }
-    if !value.is_finite() || value < 0.0 {
-        return Err(format!(
-            "threshold `{name}`: {value} is not a finite number >= 0"
-        ));
-    }
-    Ok(())
-}
+use crate::steps::Op;
+use crate::thresholds::check_threshold;
 
 /// How a run came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -82,26 +58,6 @@ pub struct Verdict {
     pub thresholds: BTreeMap<String, f64>,
     /// Each claim's outcome.
     pub claims: Vec<ClaimOutcome>,
-}
-
-/// Thresholds: built-in defaults, then the scheduler's, then the
-/// scenario's (last wins); time thresholds multiplied by `slowdown` (the
-/// backend's speed relative to hardware: 1 on KVM, more under TCG).
-pub fn thresholds(
-    scheduler: &BTreeMap<String, f64>,
-    scenario: &BTreeMap<String, f64>,
-    slowdown: f64,
-) -> BTreeMap<String, f64> {
-    let mut t: BTreeMap<String, f64> = DEFAULT_THRESHOLDS
-        .iter()
-        .map(|(k, v)| (k.to_string(), *v))
-        .collect();
-    if let Some(gap) = t.get_mut("max_gap_ms") {
-        *gap *= slowdown;
-    }
-    t.extend(scheduler.iter().map(|(k, v)| (k.clone(), *v)));
-    t.extend(scenario.iter().map(|(k, v)| (k.clone(), *v)));
-    t
 }
 
 /// Judges `results` of `plan` run on `topology` with `thresholds`;
@@ -193,8 +149,8 @@ fn default_checks(
             }
         }
         if cg.workers.len() >= 2 {
-            let spread_expr = crate::claims::MetricExpr::Metric {
-                scope: crate::claims::Scope::Cgroup { name: name.clone() },
+            let spread_expr = MetricExpr::Metric {
+                scope: Scope::Cgroup { name: name.clone() },
                 name: "spread".into(),
             };
             if let Ok(spread) = spread_expr.eval(results) {
@@ -252,16 +208,31 @@ fn static_cpuset(plan: &Plan, name: &str, t: &Topology) -> Option<Vec<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{CgroupResults, WorkerResults};
+    use crate::results::{CgroupResults, WorkerReport};
+    use crate::thresholds::{in_force, Layers, Speed};
 
-    fn plan(src: &str) -> Plan {
-        let c = crate::check_source("t.rhai", src, None, &crate::CheckOptions::default());
-        assert!(c.is_clean(), "{}", c.render());
-        c.plan.unwrap()
+    /// Two workers of `a` confined to LLC 0 of 1n2l2c1t, claiming
+    /// progress.
+    fn plan() -> Plan {
+        serde_json::from_value(serde_json::json!({
+            "engine_version": "0", "source": "t.rhai", "name": "t", "description": "t",
+            "duration_s": 10.0, "topology": {"kind": "fixed", "topology": {"numa_nodes": 1, "llcs": 2, "cores_per_llc": 2, "threads_per_core": 1}},
+            "scheduler": null, "thresholds": {}, "kernel": {"min_version": null, "config": []},
+            "cgroups": [{"name": "a", "parent": null, "workers": 2, "work": {"type": "spin_wait"},
+                         "cpuset": {"kind": "llc", "index": 0}, "nice": 0,
+                         "policy": {"policy": "normal"}, "affinity": {"affinity": "inherit"},
+                         "comm": null, "at": {"line": 3, "col": 1}}],
+            "steps": [],
+            "claims": [{"label": "iterations", "at": {"line": 4, "col": 1},
+                        "expr": {"expr": "metric", "scope": {"scope": "cgroup", "name": "a"},
+                                 "name": "iterations"},
+                        "predicate": {"test": "at_least", "limit": 10.0}}]
+        }))
+        .expect("the test plan parses")
     }
 
-    fn worker(it: u64, gap: f64, cpu: f64, cpus: Vec<u32>) -> WorkerResults {
-        WorkerResults {
+    fn worker(it: u64, gap: f64, cpu: f64, cpus: Vec<u32>) -> WorkerReport {
+        WorkerReport {
             iterations: it,
             max_gap_ms: gap,
             cpu_time_ms: cpu,
@@ -270,24 +241,29 @@ mod tests {
         }
     }
 
-    const SRC: &str = "scenario(\"t\", \"t\");\ntopology(1, 2, 2, 1);\ncgroup(\"a\", 2, spin_wait()).cpuset(llc(0));\nclaim(results().cgroup(\"a\").iterations, at_least(10));\n";
+    fn healthy() -> RunResults {
+        let mut r = RunResults::default();
+        let workers = vec![
+            worker(100, 10.0, 50.0, vec![0]),
+            worker(100, 10.0, 50.0, vec![1]),
+        ];
+        r.cgroups.insert("a".into(), CgroupResults { workers });
+        r
+    }
 
     #[test]
     fn healthy_results_pass_and_each_default_check_fails_alone() {
-        let p = plan(SRC);
+        let p = plan();
         let t: Topology = "1n2l2c1t".parse().unwrap();
-        let th = thresholds(&BTreeMap::new(), &p.thresholds, 1.0);
-        let mut r = RunResults::default();
-        let good = || {
-            vec![
-                worker(100, 10.0, 50.0, vec![0]),
-                worker(100, 10.0, 50.0, vec![1]),
-            ]
+        let scenario = p.thresholds.clone();
+        let layers = Layers {
+            scenario: Some(&scenario),
+            ..Layers::default()
         };
-        r.cgroups
-            .insert("a".into(), CgroupResults { workers: good() });
+        let th = in_force(&layers, Speed::Hardware);
+        let r = healthy();
         assert_eq!(judge(&p, &t, &r, th.clone(), vec![]).outcome, Outcome::Pass);
-        let cases: [(WorkerResults, &str); 3] = [
+        let cases: [(WorkerReport, &str); 3] = [
             (worker(0, 0.0, 50.0, vec![0]), "starved"),
             (worker(100, 5000.0, 50.0, vec![0]), "stalled 5000 ms"),
             (worker(100, 10.0, 50.0, vec![3]), "outside its cpuset"),
@@ -313,26 +289,16 @@ mod tests {
         );
         let v = judge(&p, &t, &r, th, vec!["scheduler died".into()]);
         assert_eq!((v.outcome, v.outcome.exit_code()), (Outcome::Fail, 1));
+        assert_eq!(Outcome::Inconclusive.exit_code(), 2);
     }
 
     #[test]
     fn an_unknown_or_unusable_threshold_fails_the_run() {
-        let p = plan(SRC);
         let t: Topology = "1n2l2c1t".parse().unwrap();
-        let mut r = RunResults::default();
-        r.cgroups.insert(
-            "a".into(),
-            CgroupResults {
-                workers: vec![
-                    worker(100, 1.0, 50.0, vec![0]),
-                    worker(100, 1.0, 50.0, vec![1]),
-                ],
-            },
-        );
-        let mut th = thresholds(&BTreeMap::new(), &BTreeMap::new(), 1.0);
+        let mut th = in_force(&Layers::default(), Speed::Hardware);
         th.insert("max_gap_msx".into(), 1.0);
         th.insert("max_spread_pct".into(), f64::NAN);
-        let v = judge(&p, &t, &r, th, vec![]);
+        let v = judge(&plan(), &t, &healthy(), th, vec![]);
         assert_eq!(v.outcome, Outcome::Fail);
         assert!(v
             .reasons
@@ -342,16 +308,5 @@ mod tests {
             .reasons
             .iter()
             .any(|x| x.contains("NaN is not a finite number")));
-    }
-
-    #[test]
-    fn layers_and_slowdown() {
-        let sched = BTreeMap::from([("max_spread_pct".to_string(), 20.0)]);
-        let scen = BTreeMap::from([("max_gap_ms".to_string(), 3000.0)]);
-        let t = thresholds(&sched, &BTreeMap::new(), 2.5);
-        assert_eq!(t["max_gap_ms"], 5000.0);
-        assert_eq!(t["max_spread_pct"], 20.0);
-        assert_eq!(thresholds(&sched, &scen, 2.5)["max_gap_ms"], 3000.0);
-        assert_eq!(Outcome::Inconclusive.exit_code(), 2);
     }
 }

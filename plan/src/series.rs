@@ -5,14 +5,14 @@
 //! count after its last one (it had stopped), so workers spawned or
 //! stopped mid-run count only while they ran.
 
-use crate::results::WorkerResults;
+use crate::results::WorkerReport;
 
 /// Iterations of all `workers` together at every sample instant any of
 /// them has: (ms, cumulative iterations), ascending.
-pub fn combined(workers: &[&WorkerResults]) -> Vec<(f64, u64)> {
+pub fn combined(workers: &[&WorkerReport]) -> Vec<(f64, u64)> {
     let mut times: Vec<f64> = workers
         .iter()
-        .flat_map(|w| w.progress.iter().map(|p| p.0))
+        .flat_map(|w| w.progress.iter().map(|p| p.at_ms))
         .filter(|t| t.is_finite())
         .collect();
     times.sort_by(f64::total_cmp);
@@ -24,12 +24,12 @@ pub fn combined(workers: &[&WorkerResults]) -> Vec<(f64, u64)> {
 }
 
 /// The worker's count at `t`: its last sample at or before `t`, else 0.
-fn count_at(w: &WorkerResults, t: f64) -> u64 {
-    let i = w.progress.partition_point(|p| p.0 <= t);
+fn count_at(w: &WorkerReport, t: f64) -> u64 {
+    let i = w.progress.partition_point(|p| p.at_ms <= t);
     if i == 0 {
         0
     } else {
-        w.progress[i - 1].1
+        w.progress[i - 1].iterations
     }
 }
 
@@ -50,7 +50,7 @@ fn rates(series: &[(f64, u64)]) -> Vec<(f64, f64)> {
 /// One of the time-series metrics: `min_rate`, `max_rate` (iterations
 /// per second in the slowest or fastest sample interval) or `stall_ms`
 /// (the longest stretch of consecutive intervals without progress).
-pub fn metric(workers: &[&WorkerResults], name: &str) -> Result<f64, String> {
+pub fn metric(workers: &[&WorkerReport], name: &str) -> Result<f64, String> {
     let r = rates(&combined(workers));
     if r.is_empty() {
         return Err("fewer than two progress samples (run too short?)".into());
@@ -76,10 +76,14 @@ pub const SERIES_METRICS: [&str; 3] = ["min_rate", "max_rate", "stall_ms"];
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::ProgressPoint;
 
-    fn w(points: &[(f64, u64)]) -> WorkerResults {
-        WorkerResults {
-            progress: points.to_vec(),
+    fn w(points: &[(f64, u64)]) -> WorkerReport {
+        WorkerReport {
+            progress: points
+                .iter()
+                .map(|&(at_ms, iterations)| ProgressPoint { at_ms, iterations })
+                .collect(),
             ..Default::default()
         }
     }

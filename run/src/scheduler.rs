@@ -1,33 +1,25 @@
-//! The scheduler of a job: which binary, with which arguments, how long it
-//! may take to attach, and its layer of thresholds.
+//! The scheduler of a plan job: which binary goes into the guest, and how
+//! the agent launches it (arguments, attach timeout, `enable_cpu`).
 //!
-//! Binaries: the kernel cache entry's sample schedulers first, then a path,
-//! one installed with `ktstr sched install`, or a program on PATH.
+//! Binaries: the kernel cache entry's sample schedulers first, then a
+//! path, one installed with `ktstr sched install`, or a program on PATH.
 //! Settings: the command line over the script over schedulers.toml.
 
-use std::collections::BTreeMap;
-
-use ktstr_engine::plan::SchedulerSpec;
 use ktstr_kernel::BootKernel;
+use ktstr_plan::SchedulerSpec;
 use ktstr_proto::SchedulerLaunch;
 use ktstr_sched::SchedulersToml;
 use ktstr_topology::Topology;
 use ktstr_vmm::initramfs::GuestFile;
 
-/// Seconds a scheduler may take to attach unless schedulers.toml or
-/// `--attach-timeout` says otherwise (production schedulers need up to
-/// ~25 s under TCG).
+/// Seconds a scheduler may take to attach unless schedulers.toml or the
+/// request says otherwise (production schedulers need up to ~25 s under
+/// TCG).
 pub const ATTACH_TIMEOUT_S: u64 = 90;
 
-/// The scheduler's thresholds from schedulers.toml (empty for EEVDF or an
-/// unlisted scheduler).
-pub fn thresholds(s: Option<&SchedulerSpec>, registry: &SchedulersToml) -> BTreeMap<String, f64> {
-    s.and_then(|s| registry.entry(&s.name))
-        .map(|e| e.thresholds.clone())
-        .unwrap_or_default()
-}
-
-/// The binary to ship and how the guest launches it.
+/// The binary to ship and how the guest launches it; `Err` says why the
+/// scheduler cannot run (not found, not a program, `enable_cpu` outside
+/// the topology).
 pub fn resolve(
     s: &SchedulerSpec,
     kernel: &BootKernel,

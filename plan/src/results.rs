@@ -1,5 +1,9 @@
-//! What one worker process measured, as it reports to the guest agent
-//! (and the agent to the host).
+//! What the workers measured: one [`WorkerReport`] per worker, the type
+//! the worker process writes, the guest agent sends and the host judges
+//! (no copy field by field anywhere), and [`RunResults`], the same reports
+//! grouped by cgroup for claims and checks.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -63,4 +67,55 @@ pub struct ProgressPoint {
     pub at_ms: f64,
     /// Iterations completed before then.
     pub iterations: u64,
+}
+
+/// Workers of one cgroup.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CgroupResults {
+    /// One report per worker, in spawn order.
+    pub workers: Vec<WorkerReport>,
+}
+
+/// Everything a run measured, by cgroup name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunResults {
+    /// Cgroup name to its results.
+    pub cgroups: BTreeMap<String, CgroupResults>,
+}
+
+impl RunResults {
+    /// The reports grouped by cgroup, each cgroup's workers in spawn
+    /// order (by index).
+    pub fn from_reports(reports: &[WorkerReport]) -> Self {
+        let mut r = RunResults::default();
+        for w in reports {
+            r.cgroups
+                .entry(w.cgroup.clone())
+                .or_default()
+                .workers
+                .push(w.clone());
+        }
+        for c in r.cgroups.values_mut() {
+            c.workers.sort_by_key(|w| w.index);
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_group_by_cgroup_in_spawn_order() {
+        let w = |cgroup: &str, index| WorkerReport {
+            cgroup: cgroup.into(),
+            index,
+            ..Default::default()
+        };
+        let r = RunResults::from_reports(&[w("b", 1), w("a", 0), w("b", 0)]);
+        let b: Vec<u32> = r.cgroups["b"].workers.iter().map(|w| w.index).collect();
+        assert_eq!(b, [0, 1]);
+        assert_eq!(r.cgroups["a"].workers.len(), 1);
+    }
 }

@@ -1,0 +1,117 @@
+//! Live requests from the host: a thread reads host frames from the
+//! channel (bounded to [`MAX_HOST_FRAME_LEN`], checked and resynchronized
+//! like the host's reader), carries each request out and answers it. A
+//! corrupt, oversized or unknown frame is answered with `Rejected`, and
+//! the agent carries on.
+
+use std::fs::File;
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use ktstr_proto::{FrameDecoder, GuestMessage, HostMessage, MAX_HOST_FRAME_LEN};
+
+use crate::channel::Channel;
+
+/// What live requests can reach in the running job.
+#[derive(Debug, Clone, Default)]
+pub struct LiveState {
+    /// Set by `StopPlan`: the running plan ends its steps now.
+    pub stop_plan: Arc<AtomicBool>,
+    /// Whether a plan is running (so `StopPlan` has something to stop).
+    pub plan_running: Arc<AtomicBool>,
+}
+
+/// Starts the thread that reads `port` (the channel's read side) and
+/// answers each host request on `channel`.
+pub fn spawn_listener(mut port: File, channel: Arc<Mutex<Channel>>, state: LiveState) {
+    thread::spawn(move || {
+        let mut decoder = FrameDecoder::new(MAX_HOST_FRAME_LEN);
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = match port.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            };
+            decoder.push(&buf[..n]);
+            while let Some(frame) = decoder.next_frame() {
+                let answer = match frame {
+                    Err(e) => GuestMessage::Rejected {
+                        reason: format!("host frame: {e}"),
+                    },
+                    Ok(payload) => match HostMessage::from_payload(&payload) {
+                        Ok(request) => answer(&request, &state),
+                        Err(e) => GuestMessage::Rejected {
+                            reason: format!("host message ({} bytes): {e}", payload.len()),
+                        },
+                    },
+                };
+                let mut ch = channel.lock().unwrap_or_else(|p| p.into_inner());
+                if ch.send(&answer).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+}
+
+/// Carries out `request` and says how it went.
+pub fn answer(request: &HostMessage, state: &LiveState) -> GuestMessage {
+    match *request {
+        HostMessage::Ping { id } => GuestMessage::Ack {
+            id,
+            message: "pong".into(),
+        },
+        HostMessage::Report { id } => match crate::report::gather(Vec::new()) {
+            Ok(report) => GuestMessage::Report {
+                id,
+                report: Box::new(report),
+            },
+            Err(e) => GuestMessage::Ack {
+                id,
+                message: format!("no report: {e}"),
+            },
+        },
+        HostMessage::StopPlan { id } => {
+            let message = if state.plan_running.load(Ordering::SeqCst) {
+                state.stop_plan.store(true, Ordering::SeqCst);
+                "stopping the plan"
+            } else {
+                "no plan is running"
+            };
+            GuestMessage::Ack {
+                id,
+                message: message.into(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_answered_with_their_id() {
+        let state = LiveState::default();
+        let a = answer(&HostMessage::Ping { id: 7 }, &state);
+        assert_eq!(
+            a,
+            GuestMessage::Ack {
+                id: 7,
+                message: "pong".into()
+            }
+        );
+        let idle = answer(&HostMessage::StopPlan { id: 8 }, &state);
+        assert!(
+            matches!(idle, GuestMessage::Ack { id: 8, ref message } if message == "no plan is running")
+        );
+        assert!(!state.stop_plan.load(Ordering::SeqCst));
+        state.plan_running.store(true, Ordering::SeqCst);
+        answer(&HostMessage::StopPlan { id: 9 }, &state);
+        assert!(state.stop_plan.load(Ordering::SeqCst));
+    }
+}

@@ -1,0 +1,105 @@
+//! The Plan: everything a checked script asked for, as serializable data.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cgroup::CgroupDef;
+use crate::claims::Claim;
+use crate::steps::Step;
+use crate::topology_req::TopologyReq;
+
+/// Default scenario length in seconds.
+pub const DEFAULT_DURATION_S: f64 = 10.0;
+
+/// The longest scenario, in seconds.
+pub const MAX_DURATION_S: f64 = 3600.0;
+
+/// Why `secs` cannot be a scenario's duration, if it cannot: it must be
+/// more than 0 and at most [`MAX_DURATION_S`] (NaN and infinities are
+/// not).
+pub fn check_duration(secs: f64) -> Result<(), String> {
+    if secs > 0.0 && secs <= MAX_DURATION_S {
+        return Ok(());
+    }
+    Err(format!(
+        "duration must be more than 0 and at most {MAX_DURATION_S} s, not {secs}"
+    ))
+}
+
+/// A place in a script (1-based line and column).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourcePos {
+    /// Line.
+    pub line: usize,
+    /// Column.
+    pub col: usize,
+    /// The file, when it is not the scenario's own script: an imported
+    /// module's path, or `ktstr:stdlib.rhai` for the stdlib.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// For a position in another file: the call in the scenario's own
+    /// script that led there (`k::steady(...)` for a cgroup the stdlib
+    /// defines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Box<SourcePos>>,
+}
+
+impl SourcePos {
+    /// The file this position is in: its own, else `main` (the scenario's).
+    pub fn file_or<'a>(&'a self, main: &'a str) -> &'a str {
+        self.file.as_deref().unwrap_or(main)
+    }
+}
+
+/// A recorded scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// The engine that recorded it.
+    pub engine_version: String,
+    /// The script file.
+    pub source: String,
+    /// Scenario name.
+    pub name: String,
+    /// One-line description.
+    pub description: String,
+    /// Run length in seconds.
+    pub duration_s: f64,
+    /// The topology it runs on.
+    pub topology: TopologyReq,
+    /// The scheduler; None means the kernel's own (EEVDF).
+    pub scheduler: Option<SchedulerSpec>,
+    /// Threshold overrides by name.
+    pub thresholds: BTreeMap<String, f64>,
+    /// What the kernel must offer.
+    pub kernel: KernelReq,
+    /// Cgroups that exist from the start, parents before children.
+    pub cgroups: Vec<CgroupDef>,
+    /// Steps, in order.
+    pub steps: Vec<Step>,
+    /// Claims judged after the run.
+    pub claims: Vec<Claim>,
+}
+
+/// A scheduler binary and its arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSpec {
+    /// Binary name (sample scheduler or on PATH) or path.
+    pub name: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Where the script named it.
+    pub at: SourcePos,
+}
+
+/// Kernel requirements.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelReq {
+    /// Minimum version (`6.12`).
+    pub min_version: Option<String>,
+    /// Config options that must be `y` (`CONFIG_SCHED_CLASS_EXT`).
+    pub config: Vec<String>,
+}

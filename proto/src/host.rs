@@ -1,0 +1,72 @@
+//! Messages from the host to a running guest agent, one per frame, as
+//! JSON: live requests the agent carries out and answers with a
+//! [`crate::GuestMessage`] carrying the same id.
+
+use serde::{Deserialize, Serialize};
+
+/// The largest host frame the guest agent accepts: requests are small,
+/// and the guest must not allocate on a host's (or a bug's) say-so.
+pub const MAX_HOST_FRAME_LEN: usize = 64 * 1024;
+
+/// One request from the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum HostMessage {
+    /// Are you there? Answered by `Ack { message: "pong" }`.
+    Ping {
+        /// Echoed in the answer.
+        id: u64,
+    },
+    /// What does the guest see now? Answered by `Report`.
+    Report {
+        /// Echoed in the answer.
+        id: u64,
+    },
+    /// End the running plan now: its steps stop, its workers stop and
+    /// report as at the end of a normal run. Answered by `Ack`.
+    StopPlan {
+        /// Echoed in the answer.
+        id: u64,
+    },
+}
+
+impl HostMessage {
+    /// The request's id.
+    pub fn id(&self) -> u64 {
+        match self {
+            HostMessage::Ping { id }
+            | HostMessage::Report { id }
+            | HostMessage::StopPlan { id } => *id,
+        }
+    }
+
+    /// The message as a frame payload.
+    pub fn to_payload(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("host messages always serialize")
+    }
+
+    /// Parses a frame payload.
+    pub fn from_payload(payload: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_messages_round_trip_and_unknown_ones_fail() {
+        for m in [
+            HostMessage::Ping { id: 1 },
+            HostMessage::Report { id: 2 },
+            HostMessage::StopPlan { id: 3 },
+        ] {
+            let back = HostMessage::from_payload(&m.to_payload()).unwrap();
+            assert_eq!(back.id(), m.id());
+            assert_eq!(back, m);
+        }
+        assert!(HostMessage::from_payload(br#"{"type":"reboot","id":1}"#).is_err());
+        assert!(HostMessage::from_payload(b"\xff").is_err());
+    }
+}

@@ -1,0 +1,323 @@
+//! One plan job: the scheduler resolved, the VM prepared and driven, the
+//! results judged with every threshold layer, the sidecar written.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ktstr_kernel::{BootKernel, CacheLayout, Observer};
+use ktstr_plan::verdict::{self, Outcome, Verdict};
+use ktstr_plan::Plan;
+use ktstr_proto::{Fault, GuestMessage, Job, JobSpec};
+use ktstr_sched::SchedulersToml;
+use ktstr_topology::Topology;
+use ktstr_vmm::probe::BackendChoice;
+use ktstr_vmm::session::SessionIo;
+use ktstr_vmm::to_guest::HostQueue;
+use ktstr_vmm::{VmError, VmOutcome};
+
+use crate::error::RunError;
+use crate::host::HostFacts;
+use crate::sidecar::{Repetition, Sidecar, Timings, SIDECAR_SCHEMA};
+use crate::telemetry::Telemetry;
+use crate::vm::{self, Payload, VmRequest};
+
+/// Seconds a plan job's VM may live beyond the plan's duration and the
+/// scheduler's attach timeout (boot, setup, collection, power-off).
+pub const JOB_SLACK_S: f64 = 120.0;
+
+/// What every job of one run shares: settings, where things go, and
+/// where the guest agent is. `Sync`: jobs may run on several threads at
+/// once against one `Runner`.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    /// schedulers.toml.
+    pub registry: SchedulersToml,
+    /// The cache (initramfs bases, the KVM probe's verdict).
+    pub layout: CacheLayout,
+    /// The guest agent binary.
+    pub agent: PathBuf,
+    /// Where sidecars and console logs go.
+    pub run_dir: PathBuf,
+    /// The run's id, recorded in every sidecar.
+    pub run_id: String,
+}
+
+/// Sees every message from a job's guest as it arrives.
+pub type Watch = Box<dyn FnMut(&GuestMessage) + Send>;
+
+/// A plan job, ready to run: everything resolved but the VM.
+pub struct JobRequest {
+    /// The plan (any overrides already applied).
+    pub plan: Plan,
+    /// The topology of the VM.
+    pub topology: Topology,
+    /// The kernel to boot.
+    pub kernel: BootKernel,
+    /// The backend, or `auto`.
+    pub backend: BackendChoice,
+    /// Guest memory in MiB (None: 64 per CPU, at least 256).
+    pub memory_mb: Option<u32>,
+    /// Extra kernel command-line arguments.
+    pub append: String,
+    /// Seconds the scheduler may take to attach (None: schedulers.toml's
+    /// value, else [`crate::scheduler::ATTACH_TIMEOUT_S`]).
+    pub attach_timeout: Option<u64>,
+    /// The command line's threshold layer, over every other.
+    pub thresholds: Vec<(String, f64)>,
+    /// A fault for the guest to inject (ktstr's own tests).
+    pub fault: Option<Fault>,
+    /// Which repetition of the job this is.
+    pub repetition: Repetition,
+    /// Set from outside to stop the VM.
+    pub cancel: Arc<AtomicBool>,
+    /// Live requests for the guest agent while the job runs.
+    pub to_guest: Option<HostQueue>,
+    /// Sees every message from the guest as it arrives.
+    pub watch: Option<Watch>,
+}
+
+impl JobRequest {
+    /// A request for `plan` on `topology` and `kernel` with everything
+    /// else at its default (`auto` backend, one repetition, no fault).
+    pub fn new(plan: Plan, topology: Topology, kernel: BootKernel) -> Self {
+        JobRequest {
+            plan,
+            topology,
+            kernel,
+            backend: BackendChoice::Auto,
+            memory_mb: None,
+            append: String::new(),
+            attach_timeout: None,
+            thresholds: Vec::new(),
+            fault: None,
+            repetition: Repetition { index: 1, of: 1 },
+            cancel: Arc::new(AtomicBool::new(false)),
+            to_guest: None,
+            watch: None,
+        }
+    }
+
+    /// `scenario topology scheduler`, the job's name in output.
+    pub fn label(&self) -> String {
+        let sched = self
+            .plan
+            .scheduler
+            .as_ref()
+            .map_or("eevdf".to_string(), |s| s.name.clone());
+        format!("{} {} {sched}", self.plan.name, self.topology)
+    }
+}
+
+/// How one job came out.
+#[derive(Debug, Clone)]
+pub struct JobResult {
+    /// `scenario topology scheduler`.
+    pub label: String,
+    /// The judgement.
+    pub verdict: Verdict,
+    /// Seconds the VM lived (0 when none booted).
+    pub seconds: f64,
+    /// What the guest reported.
+    pub telemetry: Telemetry,
+    /// How the VM ended (None when none booted).
+    pub vm: Option<VmOutcome>,
+    /// The sidecar written (None when none booted).
+    pub sidecar: Option<PathBuf>,
+    /// Which repetition.
+    pub repetition: Repetition,
+}
+
+impl JobResult {
+    /// A job that failed before a VM ran.
+    pub fn failed(label: String, reason: String) -> Self {
+        JobResult {
+            label,
+            verdict: Verdict {
+                outcome: Outcome::Fail,
+                reasons: vec![reason],
+                thresholds: Default::default(),
+                claims: vec![],
+            },
+            seconds: 0.0,
+            telemetry: Telemetry::default(),
+            vm: None,
+            sidecar: None,
+            repetition: Repetition { index: 1, of: 1 },
+        }
+    }
+
+    /// A job this host cannot run (its backend cannot give the topology).
+    pub fn skipped(label: String, why: String) -> Self {
+        let mut r = Self::failed(label, why);
+        r.verdict.outcome = Outcome::Skip;
+        r
+    }
+}
+
+impl Runner {
+    /// Runs one plan job to its verdict. Errors are for jobs that could
+    /// not be attempted (the initramfs, the backend); a job that ran and
+    /// failed, or that this host cannot run, is a [`JobResult`].
+    pub fn run(&self, mut req: JobRequest, observer: &dyn Observer) -> Result<JobResult, RunError> {
+        let label = req.label();
+        let repetition = req.repetition;
+        let with_rep = |mut r: JobResult| {
+            r.repetition = repetition;
+            r
+        };
+        let (files, launch) = match &req.plan.scheduler {
+            Some(s) => match crate::scheduler::resolve(
+                s,
+                &req.kernel,
+                &self.registry,
+                req.attach_timeout,
+                req.topology,
+            ) {
+                Ok((f, l)) => (vec![f], Some(l)),
+                Err(e) => return Ok(with_rep(JobResult::failed(label, e))),
+            },
+            None => (vec![], None),
+        };
+        std::fs::create_dir_all(&self.run_dir).map_err(|e| RunError::io(&self.run_dir, e))?;
+        let stem = self.stem(&label, repetition);
+        let attach_s = launch.as_ref().map_or(0, |l| l.attach_timeout_s);
+        let vm_req = VmRequest {
+            topology: req.topology,
+            backend: req.backend,
+            memory_mb: req.memory_mb,
+            append: req.append.clone(),
+            console_log: Some(self.run_dir.join(format!("{stem}.console.log"))),
+            timeout: Duration::from_secs_f64(req.plan.duration_s + attach_s as f64 + JOB_SLACK_S),
+        };
+        let job = JobSpec {
+            job: Job::Plan {
+                plan: Box::new(req.plan.clone()),
+                topology: req.topology,
+                scheduler: launch,
+            },
+            fault: req.fault,
+        };
+        let payload = Payload {
+            agent: self.agent.clone(),
+            busybox: false,
+            files,
+        };
+        let vm = vm::prepare(&vm_req, &req.kernel, job, payload, &self.layout, observer)?;
+        let mut io = SessionIo::logged(vm.console_log.clone());
+        io.cancel = Arc::clone(&req.cancel);
+        io.to_guest = req.to_guest.take();
+        let mut telemetry = Telemetry::default();
+        let mut watch = req.watch.take();
+        let start = Instant::now();
+        let outcome = vm.run(io, &mut |m| {
+            telemetry.take(m);
+            if let Some(w) = watch.as_mut() {
+                w(m);
+            }
+        });
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e @ VmError::Unsupported { .. }) => {
+                return Ok(with_rep(JobResult::skipped(label, e.to_string())));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let seconds = start.elapsed().as_secs_f64();
+        let sidecar = self.judge(&req, &label, outcome, telemetry, seconds);
+        let path = self.run_dir.join(format!("{stem}.json"));
+        sidecar.write(&path).map_err(|e| RunError::io(&path, e))?;
+        Ok(JobResult {
+            label,
+            verdict: sidecar.verdict,
+            seconds,
+            telemetry: sidecar.telemetry,
+            vm: Some(sidecar.vm),
+            sidecar: Some(path),
+            repetition,
+        })
+    }
+
+    /// The verdict on what came back, as the sidecar that records it.
+    fn judge(
+        &self,
+        req: &JobRequest,
+        label: &str,
+        outcome: VmOutcome,
+        telemetry: Telemetry,
+        seconds: f64,
+    ) -> Sidecar {
+        let thresholds = crate::thresholds::in_force(
+            &req.plan,
+            &self.registry,
+            &req.thresholds,
+            outcome.backend,
+        );
+        let verdict = verdict::judge(
+            &req.plan,
+            &req.topology,
+            &telemetry.run_results(),
+            thresholds.clone(),
+            telemetry.failures(&outcome),
+        );
+        Sidecar {
+            schema: SIDECAR_SCHEMA,
+            run_id: self.run_id.clone(),
+            job: label.to_string(),
+            repetition: req.repetition,
+            plan: req.plan.clone(),
+            topology: req.topology,
+            kernel: vm::kernel_label(&req.kernel),
+            scheduler: req.plan.scheduler.clone(),
+            backend: outcome.backend,
+            host: HostFacts::current(),
+            timings: Timings {
+                seconds,
+                ready_ms: outcome.ready_ms,
+                plan_ms: telemetry.duration_ms,
+            },
+            vm: outcome,
+            telemetry,
+            thresholds,
+            verdict,
+        }
+    }
+
+    /// The file name stem of a job's sidecar and console log.
+    fn stem(&self, label: &str, rep: Repetition) -> String {
+        let stem = file_stem(label);
+        match rep.of {
+            1 => stem,
+            _ => format!("{stem}-run{}", rep.index),
+        }
+    }
+}
+
+/// `label` as a file name: spaces become `-`, anything but letters,
+/// digits, `.`, `_` and `-` becomes `_` (a scheduler given as a path has
+/// slashes).
+pub fn file_stem(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| match c {
+            ' ' => '-',
+            c if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') => c,
+            _ => '_',
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_become_safe_file_names() {
+        assert_eq!(
+            file_stem("two_cgroups 1n1l2c1t /bin/sleep"),
+            "two_cgroups-1n1l2c1t-_bin_sleep"
+        );
+        assert_eq!(file_stem("a 2n4l2c1t scx_simple"), "a-2n4l2c1t-scx_simple");
+    }
+}

@@ -1,0 +1,34 @@
+//! ktstr-run: running jobs as a library. A [`JobRequest`] (a plan, its
+//! topology, the kernel, the backend, limits) goes in; [`Runner::run`]
+//! resolves the scheduler, prepares the initramfs, chooses the backend,
+//! boots and drives the VM, collects what the guest reports, layers the
+//! thresholds, judges, writes the typed [`Sidecar`], and returns a
+//! [`JobResult`]. Progress goes through the kernel crate's `Observer`.
+//!
+//! Nothing here is global: each job has its own scratch directory, cancel
+//! flag and console log, so one process can run several jobs at once
+//! (the gauntlet does). Commands that are not plan jobs (`shell`,
+//! `vm probe`, `bench boot`) prepare their VM with [`vm::prepare`] and
+//! drive it themselves.
+//!
+//! - [`job`]: one plan job ([`Runner`], [`JobRequest`], [`JobResult`]).
+//! - [`vm`]: preparing any VM (initramfs, backend choice, guest agent).
+//! - [`scheduler`]: the scheduler binary and how the guest launches it.
+//! - [`thresholds`]: every threshold layer in one function.
+//! - [`telemetry`]: what the guest sent, collected.
+//! - [`sidecar`]: the typed, versioned record of a job.
+//! - [`host`]: facts about the host.
+
+pub mod error;
+pub mod host;
+pub mod job;
+pub mod scheduler;
+pub mod sidecar;
+pub mod telemetry;
+pub mod thresholds;
+pub mod vm;
+
+pub use error::RunError;
+pub use job::{JobRequest, JobResult, Runner};
+pub use sidecar::{Repetition, Sidecar, SidecarError, SIDECAR_SCHEMA};
+pub use telemetry::Telemetry;

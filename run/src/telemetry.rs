@@ -1,0 +1,85 @@
+//! What the guest sent during a plan job, collected as it arrives: the
+//! workers' reports, timed events and the scheduler's life.
+
+use ktstr_plan::results::{RunResults, WorkerReport};
+use ktstr_proto::GuestMessage;
+use ktstr_vmm::VmOutcome;
+use serde::{Deserialize, Serialize};
+
+/// Something that happened during a run, at a time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimedEvent {
+    /// Milliseconds since the plan started.
+    pub at_ms: f64,
+    /// What happened.
+    pub message: String,
+}
+
+/// A change of the scheduler's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedulerEvent {
+    /// `attached`, `exited` or `failed`.
+    pub state: String,
+    /// Its exit reason, output tail or kernel lines, when it ended.
+    pub detail: String,
+}
+
+/// Everything a plan job's guest reported.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Telemetry {
+    /// Every worker's report.
+    pub workers: Vec<WorkerReport>,
+    /// Milliseconds the plan ran, per the guest (None: no results came).
+    pub duration_ms: Option<f64>,
+    /// Timed events.
+    pub events: Vec<TimedEvent>,
+    /// Scheduler state changes.
+    pub scheduler: Vec<SchedulerEvent>,
+}
+
+impl Telemetry {
+    /// Takes one message from the guest.
+    pub fn take(&mut self, m: &GuestMessage) {
+        match m {
+            GuestMessage::Results {
+                workers,
+                duration_ms,
+            } => {
+                self.workers = workers.clone();
+                self.duration_ms = Some(*duration_ms);
+            }
+            GuestMessage::Scheduler { state, detail } => self.scheduler.push(SchedulerEvent {
+                state: state.clone(),
+                detail: detail.clone(),
+            }),
+            GuestMessage::Event { at_ms, message } => self.events.push(TimedEvent {
+                at_ms: *at_ms,
+                message: message.clone(),
+            }),
+            _ => {}
+        }
+    }
+
+    /// Problems outside the results: scheduler failures, VM failures, no
+    /// results at all.
+    pub fn failures(&self, o: &VmOutcome) -> Vec<String> {
+        let mut v = Vec::new();
+        for s in &self.scheduler {
+            if s.state != "attached" {
+                v.push(format!("scheduler {}: {}", s.state, s.detail.trim()));
+            }
+        }
+        let attached = self.scheduler.iter().all(|s| s.state == "attached");
+        if !o.is_clean() {
+            v.push(o.failure_report());
+        } else if self.duration_ms.is_none() && attached {
+            v.push("the guest sent no results".into());
+        }
+        v
+    }
+
+    /// The reports grouped for claims and checks.
+    pub fn run_results(&self) -> RunResults {
+        RunResults::from_reports(&self.workers)
+    }
+}
