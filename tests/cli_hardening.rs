@@ -11,8 +11,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{json, ktstr, run, stderr, stdout};
-use ktstr_kernel::manifest::{FileRecord, Manifest, ENTRY_FILES, MANIFEST_FORMAT};
-use ktstr_kernel::source::{SourceIdentity, SourceKind};
+use ktstr_kernel::manifest::Manifest;
+use ktstr_kernel::{CacheLayout, KernelCache};
 
 /// Runs `cmd` on another thread, failing the test after `limit`.
 fn run_within(limit: Duration, mut cmd: Command) -> Output {
@@ -226,35 +226,8 @@ fn what_a_script_prints_goes_to_stderr() {
 
 /// A cache entry `key` with every file an entry has, under `root`.
 fn fake_entry(root: &Path, key: &str) -> Manifest {
-    let dir = root.join("kernels").join(key);
-    std::fs::create_dir_all(&dir).unwrap();
-    for f in ENTRY_FILES {
-        std::fs::write(dir.join(f), vec![7u8; 4096]).unwrap();
-    }
-    let m = Manifest {
-        format: MANIFEST_FORMAT,
-        key: key.into(),
-        version: "6.12.117".into(),
-        source: SourceIdentity {
-            kind: SourceKind::Tarball,
-            location: "/nonexistent/linux.tar.xz".into(),
-            version: "6.12.117".into(),
-            content_id: "ab".repeat(32),
-        },
-        arch: "x86_64".into(),
-        config_hash: "cd".repeat(32),
-        fragments: vec!["ktstr.kconfig".into()],
-        build_slot: format!("slot-{key}"),
-        created_unix: 1,
-        build_seconds: 1.0,
-        files: ENTRY_FILES
-            .iter()
-            .map(|f| FileRecord::of(&dir, f).unwrap())
-            .collect(),
-        schedulers: vec![],
-    };
-    write_manifest(root, &m);
-    m
+    let cache = KernelCache::new(CacheLayout::at(root));
+    *ktstr_kernel::cache::fake_entry(&cache, key, 1).manifest
 }
 
 fn write_manifest(root: &Path, m: &Manifest) {

@@ -97,8 +97,11 @@ fn defs_writes_rhai_definitions() {
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
     assert!(
-        text.contains("fn cgroup(_: string, _: int, _: Work) -> Cgroup;"),
+        text.contains("fn cgroup(name: string, workers: int, work: Work) -> Cgroup;"),
         "{text}"
     );
-    assert!(text.contains("fn get spread(_: Stats) -> Metric;"));
+    assert!(text.contains("fn get spread(stats: Stats) -> Metric;"));
+    // Each function carries its doc comment, for editors to show.
+    assert!(text
+        .contains("/// The CPUs of LLC `index` of the topology.\nfn llc(index: int) -> Cpuset;"));
 }

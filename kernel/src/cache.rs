@@ -222,42 +222,45 @@ fn load_verified(dir: &Path) -> std::result::Result<CacheEntry, String> {
     })
 }
 
+/// Installs a complete entry `key` of 4 KiB fake files (created at Unix
+/// time `created`), for tests of what reads the cache.
+#[cfg(any(test, feature = "test-support"))]
+pub fn fake_entry(cache: &KernelCache, key: &str, created: u64) -> CacheEntry {
+    use crate::manifest::{FileRecord, ENTRY_FILES, MANIFEST_FORMAT};
+    use crate::source::{SourceIdentity, SourceKind};
+    let staging = cache.layout().kernels_dir().join(format!(".staging-{key}"));
+    std::fs::create_dir_all(&staging).expect("staging dir");
+    for f in ENTRY_FILES {
+        std::fs::write(staging.join(f), vec![7u8; 4096]).expect("fake file");
+    }
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT,
+        key: key.into(),
+        version: "6.12.117".into(),
+        source: SourceIdentity {
+            kind: SourceKind::Tarball,
+            location: "/x.tar.xz".into(),
+            version: "6.12.117".into(),
+            content_id: "ab".repeat(32),
+        },
+        arch: "x86_64".into(),
+        config_hash: "cd".repeat(32),
+        fragments: vec!["ktstr.kconfig".into()],
+        build_slot: format!("slot-{key}"),
+        created_unix: created,
+        build_seconds: 1.0,
+        files: ENTRY_FILES
+            .iter()
+            .map(|f| FileRecord::of(&staging, f).expect("recorded"))
+            .collect(),
+        schedulers: vec![],
+    };
+    cache.install(&staging, &manifest).expect("installed")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{FileRecord, MANIFEST_FORMAT};
-    use crate::source::{SourceIdentity, SourceKind};
-
-    fn fake_entry(cache: &KernelCache, key: &str, created: u64) -> CacheEntry {
-        let staging = cache.layout().kernels_dir().join(format!(".staging-{key}"));
-        std::fs::create_dir_all(&staging).unwrap();
-        for f in crate::manifest::ENTRY_FILES {
-            std::fs::write(staging.join(f), vec![7u8; 4096]).unwrap();
-        }
-        let manifest = Manifest {
-            format: MANIFEST_FORMAT,
-            key: key.into(),
-            version: "6.12.117".into(),
-            source: SourceIdentity {
-                kind: SourceKind::Tarball,
-                location: "/x.tar.xz".into(),
-                version: "6.12.117".into(),
-                content_id: "ab".repeat(32),
-            },
-            arch: "x86_64".into(),
-            config_hash: "cd".repeat(32),
-            fragments: vec!["ktstr.kconfig".into()],
-            build_slot: format!("slot-{key}"),
-            created_unix: created,
-            build_seconds: 1.0,
-            files: crate::manifest::ENTRY_FILES
-                .iter()
-                .map(|f| FileRecord::of(&staging, f).unwrap())
-                .collect(),
-            schedulers: vec![],
-        };
-        cache.install(&staging, &manifest).unwrap()
-    }
 
     #[test]
     fn truncated_or_altered_entry_is_invalid() {

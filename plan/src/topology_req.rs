@@ -53,33 +53,36 @@ impl TopologyConstraints {
 
     /// Each bound `t` breaks: (the bound's function name, why).
     pub fn violations(&self, t: &Topology) -> Vec<(&'static str, String)> {
+        let bounds = [
+            ("min_llcs", self.min_llcs, t.llcs(), "LLCs"),
+            ("max_llcs", self.max_llcs, t.llcs(), "LLCs"),
+            ("min_cpus", self.min_cpus, t.cpus(), "CPUs"),
+            ("max_cpus", self.max_cpus, t.cpus(), "CPUs"),
+            (
+                "min_numa_nodes",
+                self.min_numa_nodes,
+                t.numa_nodes(),
+                "NUMA nodes",
+            ),
+            (
+                "max_numa_nodes",
+                self.max_numa_nodes,
+                t.numa_nodes(),
+                "NUMA nodes",
+            ),
+        ];
         let mut out = Vec::new();
-        let mut lower = |name: &'static str, bound: Option<u32>, have: u32, what: &str| {
-            if let Some(b) = bound.filter(|&b| have < b) {
+        for (name, bound, have, what) in bounds {
+            let Some(b) = bound else { continue };
+            let broken = if name.starts_with("min_") {
+                have < b
+            } else {
+                have > b
+            };
+            if broken {
                 out.push((name, format!("{name}({b}): {t} has {have} {what}")));
             }
-        };
-        lower("min_llcs", self.min_llcs, t.llcs(), "LLCs");
-        lower("min_cpus", self.min_cpus, t.cpus(), "CPUs");
-        lower(
-            "min_numa_nodes",
-            self.min_numa_nodes,
-            t.numa_nodes(),
-            "NUMA nodes",
-        );
-        let mut upper = |name: &'static str, bound: Option<u32>, have: u32, what: &str| {
-            if let Some(b) = bound.filter(|&b| have > b) {
-                out.push((name, format!("{name}({b}): {t} has {have} {what}")));
-            }
-        };
-        upper("max_llcs", self.max_llcs, t.llcs(), "LLCs");
-        upper("max_cpus", self.max_cpus, t.cpus(), "CPUs");
-        upper(
-            "max_numa_nodes",
-            self.max_numa_nodes,
-            t.numa_nodes(),
-            "NUMA nodes",
-        );
+        }
         if self.requires_smt && t.threads_per_core() < 2 {
             out.push((
                 "requires_smt",

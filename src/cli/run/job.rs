@@ -31,6 +31,12 @@ pub struct Context<'a> {
 
 /// Runs `file` once (repetition `rep`).
 pub fn run_file(ctx: &mut Context, file: &Path, rep: Repetition) -> anyhow::Result<JobResult> {
+    let mut r = attempt(ctx, file, rep)?;
+    r.repetition = rep;
+    Ok(r)
+}
+
+fn attempt(ctx: &mut Context, file: &Path, rep: Repetition) -> anyhow::Result<JobResult> {
     let args = ctx.args;
     let opts = CheckOptions {
         topology: args.topology,
