@@ -283,3 +283,22 @@ fn an_empty_cache_dir_variable_is_an_error() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_scheduler_path_must_be_an_executable_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.rhai");
+    std::fs::write(
+        &script,
+        "scenario(\"x\", \"y\");\nscheduler(\"/etc/passwd\");\ncgroup(\"a\", 1, spin_wait());\n",
+    )
+    .unwrap();
+    let o = run(ktstr().arg("check").arg(&script));
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("error: scheduler `/etc/passwd` is not executable (mode 644)"),
+        "{err}"
+    );
+    assert!(err.contains("s.rhai:2:1"), "{err}");
+}
