@@ -48,6 +48,8 @@ pub enum Action {
     KernelMin(String),
     /// `kernel_config(option)`.
     KernelConfig(String),
+    /// `expect_fail(reason)`.
+    ExpectFail(ktstr_plan::ExpectFail),
     /// A new cgroup that exists from the start. Its name is its identity:
     /// a second definition of the same name is a duplicate.
     Cgroup(CgroupDef),
@@ -85,6 +87,7 @@ pub struct Recorder {
     cgroup_index: HashMap<String, usize>,
     steps: Vec<Step>,
     claims: Vec<Claim>,
+    expect_fail: Option<ktstr_plan::ExpectFail>,
 }
 
 impl ScenarioBackend for Recorder {
@@ -118,6 +121,12 @@ impl ScenarioBackend for Recorder {
             }
             Action::KernelMin(v) => self.kernel.min_version = Some(v),
             Action::KernelConfig(o) => self.kernel.config.push(o),
+            Action::ExpectFail(e) => {
+                if self.expect_fail.is_some() {
+                    return Err("expect_fail(...) is called twice".into());
+                }
+                self.expect_fail = Some(e);
+            }
             Action::Cgroup(def) => {
                 self.cgroup_index
                     .insert(def.name.clone(), self.cgroups.len());
@@ -160,6 +169,7 @@ impl Recorder {
             cgroups: self.cgroups.clone(),
             steps: self.steps.clone(),
             claims: self.claims.clone(),
+            expect_fail: self.expect_fail.clone(),
         })
     }
 }

@@ -28,7 +28,8 @@ pub mod work;
 
 pub use cgroup::{check_cgroup_name, CgroupDef, MAX_CGROUP_NAME};
 pub use plan::{
-    check_duration, KernelReq, Plan, SchedulerSpec, SourcePos, DEFAULT_DURATION_S, MAX_DURATION_S,
+    check_duration, ExpectFail, KernelReq, Plan, SchedulerSpec, SourcePos, DEFAULT_DURATION_S,
+    MAX_DURATION_S,
 };
 pub use steps::{Hold, Op, Step};
 pub use topology_req::{TopologyConstraints, TopologyReq};

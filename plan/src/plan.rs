@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cgroup::CgroupDef;
 use crate::claims::Claim;
-use crate::steps::Step;
+use crate::steps::{Op, Step};
 use crate::topology_req::TopologyReq;
 
 /// Default scenario length in seconds.
@@ -80,6 +80,53 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Claims judged after the run.
     pub claims: Vec<Claim>,
+    /// A negative test: the run passes only when it fails (the reason says
+    /// what the failure shows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_fail: Option<ExpectFail>,
+}
+
+impl Plan {
+    /// The most workers alive at once during the run (cgroups from the
+    /// start, then each step's adds, spawns, removals and stops): how many
+    /// CPUs the scenario keeps busy at most.
+    pub fn peak_workers(&self) -> u64 {
+        use std::collections::BTreeMap;
+        let mut alive: BTreeMap<&str, u64> = self
+            .cgroups
+            .iter()
+            .map(|c| (c.name.as_str(), u64::from(c.workers)))
+            .collect();
+        let mut peak: u64 = alive.values().sum();
+        for step in &self.steps {
+            for op in &step.ops {
+                match op {
+                    Op::AddCgroup { cgroup } => {
+                        alive.insert(&cgroup.name, u64::from(cgroup.workers));
+                    }
+                    Op::Spawn { name, count } => {
+                        *alive.entry(name).or_default() += u64::from(*count);
+                    }
+                    Op::RemoveCgroup { name } | Op::StopCgroup { name } => {
+                        alive.remove(name.as_str());
+                    }
+                    _ => {}
+                }
+            }
+            peak = peak.max(alive.values().sum());
+        }
+        peak
+    }
+}
+
+/// `expect_fail("reason")`: the scenario is a negative test.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectFail {
+    /// Why it must fail.
+    pub reason: String,
+    /// Where the script said it.
+    pub at: SourcePos,
 }
 
 /// A scheduler binary and its arguments.

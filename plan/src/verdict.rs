@@ -60,6 +60,25 @@ pub struct Verdict {
     pub claims: Vec<ClaimOutcome>,
 }
 
+/// The verdict of a negative test (`expect_fail`, or a gauntlet cell that
+/// expects failure): a failure is what was wanted and passes, with the
+/// failure's reasons kept; a pass fails. Skip and Inconclusive stay.
+pub fn expecting_failure(mut v: Verdict, reason: &str) -> Verdict {
+    match v.outcome {
+        Outcome::Fail => {
+            v.outcome = Outcome::Pass;
+            let how = v.reasons.join("; ");
+            v.reasons = vec![format!("failed as expected ({reason}): {how}")];
+        }
+        Outcome::Pass => {
+            v.outcome = Outcome::Fail;
+            v.reasons = vec![format!("expected to fail ({reason}), but it passed")];
+        }
+        Outcome::Skip | Outcome::Inconclusive => {}
+    }
+    v
+}
+
 /// Judges `results` of `plan` run on `topology` with `thresholds`;
 /// `failures` are problems found outside the results (scheduler death,
 /// VM errors) and fail the run.
@@ -290,6 +309,28 @@ mod tests {
         let v = judge(&p, &t, &r, th, vec!["scheduler died".into()]);
         assert_eq!((v.outcome, v.outcome.exit_code()), (Outcome::Fail, 1));
         assert_eq!(Outcome::Inconclusive.exit_code(), 2);
+    }
+
+    #[test]
+    fn a_negative_test_passes_only_by_failing() {
+        let failed = Verdict {
+            outcome: Outcome::Fail,
+            reasons: vec!["scheduler exited: stall".into()],
+            thresholds: BTreeMap::new(),
+            claims: vec![],
+        };
+        let v = expecting_failure(failed.clone(), "qmap stalls");
+        assert_eq!(v.outcome, Outcome::Pass);
+        assert_eq!(
+            v.reasons,
+            ["failed as expected (qmap stalls): scheduler exited: stall"]
+        );
+        let mut passed = failed;
+        passed.outcome = Outcome::Pass;
+        passed.reasons.clear();
+        let v = expecting_failure(passed, "qmap stalls");
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert_eq!(v.reasons, ["expected to fail (qmap stalls), but it passed"]);
     }
 
     #[test]

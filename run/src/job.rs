@@ -70,8 +70,15 @@ pub struct JobRequest {
     pub fault: Option<Fault>,
     /// Which repetition of the job this is.
     pub repetition: Repetition,
+    /// The job is a negative test (besides a plan's own `expect_fail`):
+    /// it passes only by failing, for this reason.
+    pub expect_fail: Option<String>,
     /// Set from outside to stop the VM.
     pub cancel: Arc<AtomicBool>,
+    /// Busy guest CPUs of other VMs running beside this one (a gauntlet's
+    /// parallel jobs): they share the host, and emulated time thresholds
+    /// scale with the load.
+    pub busy_beside: u64,
     /// Live requests for the guest agent while the job runs.
     pub to_guest: Option<HostQueue>,
     /// Sees every message from the guest as it arrives.
@@ -93,6 +100,8 @@ impl JobRequest {
             thresholds: Vec::new(),
             fault: None,
             repetition: Repetition { index: 1, of: 1 },
+            expect_fail: None,
+            busy_beside: 0,
             cancel: Arc::new(AtomicBool::new(false)),
             to_guest: None,
             watch: None,
@@ -167,6 +176,9 @@ impl Runner {
             r.repetition = repetition;
             r
         };
+        if let Some(why) = crate::requirements::unmet(&req.plan.kernel, &req.kernel) {
+            return Ok(with_rep(JobResult::skipped(label, why)));
+        }
         let (files, launch) = match &req.plan.scheduler {
             Some(s) => match crate::scheduler::resolve(
                 s,
@@ -248,19 +260,28 @@ impl Runner {
         telemetry: Telemetry,
         seconds: f64,
     ) -> Sidecar {
+        let busy = crate::thresholds::busy_vcpus(&req.plan, &req.topology) + req.busy_beside;
         let thresholds = crate::thresholds::in_force(
             &req.plan,
             &self.registry,
             &req.thresholds,
             outcome.backend,
+            busy,
         );
-        let verdict = verdict::judge(
+        let mut verdict = verdict::judge(
             &req.plan,
             &req.topology,
             &telemetry.run_results(),
             thresholds.clone(),
             telemetry.failures(&outcome),
         );
+        let expected =
+            req.expect_fail
+                .as_deref()
+                .or(req.plan.expect_fail.as_ref().map(|e| e.reason.as_str()));
+        if let Some(reason) = expected {
+            verdict = verdict::expecting_failure(verdict, reason);
+        }
         Sidecar {
             schema: SIDECAR_SCHEMA,
             run_id: self.run_id.clone(),

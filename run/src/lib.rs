@@ -12,7 +12,9 @@
 //! drive it themselves.
 //!
 //! - [`job`]: one plan job ([`Runner`], [`JobRequest`], [`JobResult`]).
+//! - [`gauntlet`]: sweeps of many jobs from a manifest, in parallel.
 //! - [`vm`]: preparing any VM (initramfs, backend choice, guest agent).
+//! - [`requirements`]: a plan's kernel requirements against the kernel.
 //! - [`scheduler`]: the scheduler binary and how the guest launches it.
 //! - [`thresholds`]: every threshold layer in one function.
 //! - [`telemetry`]: what the guest sent, collected.
@@ -20,8 +22,10 @@
 //! - [`host`]: facts about the host.
 
 pub mod error;
+pub mod gauntlet;
 pub mod host;
 pub mod job;
+pub mod requirements;
 pub mod scheduler;
 pub mod sidecar;
 pub mod telemetry;

@@ -7,22 +7,38 @@ use ktstr_plan::Plan;
 use ktstr_sched::SchedulersToml;
 use ktstr_vmm::BackendKind;
 
-/// How fast guests run on `kind`: TCG emulates, KVM does not.
-pub fn speed(kind: BackendKind) -> Speed {
+/// How fast guests run on `kind` when `busy` guest CPUs (this VM's and
+/// those of VMs running beside it) share the host's cores: TCG emulates,
+/// KVM does not.
+pub fn speed(kind: BackendKind, busy: u64) -> Speed {
     match kind {
-        BackendKind::QemuTcg => Speed::Emulated,
+        BackendKind::QemuTcg => Speed::Emulated {
+            busy_per_core: busy as f64 / host_cores() as f64,
+        },
         BackendKind::Kvm | BackendKind::QemuKvm => Speed::Hardware,
     }
 }
 
-/// Built-in defaults (the gap scaled for the backend `kind`), then the
-/// plan's scheduler's layer from `registry`, the plan's own, and
-/// `command_line`'s.
+/// The host's CPUs available to this process.
+pub fn host_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// How many guest CPUs `plan` keeps busy on `topology`: its peak of
+/// workers (and the agent), at most every CPU.
+pub fn busy_vcpus(plan: &Plan, topology: &ktstr_topology::Topology) -> u64 {
+    (plan.peak_workers() + 1).min(u64::from(topology.cpus()))
+}
+
+/// Built-in defaults (the gap scaled for the backend `kind` and the
+/// `busy` guest CPUs sharing the host), then the plan's scheduler's layer
+/// from `registry`, the plan's own, and `command_line`'s.
 pub fn in_force(
     plan: &Plan,
     registry: &SchedulersToml,
     command_line: &[(String, f64)],
     kind: BackendKind,
+    busy: u64,
 ) -> BTreeMap<String, f64> {
     let scheduler = plan
         .scheduler
@@ -34,5 +50,5 @@ pub fn in_force(
         scenario: Some(&plan.thresholds),
         command_line,
     };
-    thresholds::in_force(&layers, speed(kind))
+    thresholds::in_force(&layers, speed(kind, busy))
 }

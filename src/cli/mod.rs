@@ -5,6 +5,8 @@ pub(crate) mod output;
 
 mod bench;
 mod completions;
+mod gauntlet;
+mod gauntlet_view;
 mod guest;
 mod kernel;
 mod layout_view;
@@ -57,6 +59,9 @@ pub enum Command {
     /// Run scenario scripts in VMs and judge them (exit 0 pass/skip,
     /// 1 fail, 2 inconclusive).
     Run(run::RunArgs),
+    /// Sweep scenarios over topologies, schedulers and kernels from a
+    /// manifest, in parallel (exit 1 if a cell failed its expectation).
+    Gauntlet(gauntlet::GauntletArgs),
     /// Install and list schedulers.
     #[command(subcommand)]
     Sched(sched::SchedCommand),
@@ -113,6 +118,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Kernel(cmd) => kernel::run(cmd, cli.kernels_toml.as_deref()),
         Command::Run(args) => run::run(args, manifests),
+        Command::Gauntlet(args) => gauntlet::run(args, manifests),
         Command::Sched(cmd) => sched::run(cmd, cli.schedulers_toml.as_deref()),
         Command::Check(args) => scripts::check(&args, manifests),
         Command::Plan(args) => scripts::plan(&args, manifests),

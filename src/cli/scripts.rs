@@ -66,14 +66,15 @@ pub struct DefsArgs {
 /// Whether a scheduler name or path can be found: a sample scheduler built
 /// with every kernel, or an executable program at a path, installed, or on
 /// PATH. `Err` says why not.
-fn scheduler_exists(name: &str) -> Result<(), String> {
+pub(crate) fn scheduler_exists(name: &str) -> Result<(), String> {
     if SAMPLE_SCHEDULERS.contains(&name) {
         return Ok(());
     }
     ktstr_sched::on_host(name).map(|_| ())
 }
 
-fn options(topology: Option<Topology>) -> CheckOptions {
+/// Check options with the host's scheduler lookup.
+pub(crate) fn options(topology: Option<Topology>) -> CheckOptions {
     CheckOptions {
         topology,
         scheduler_exists: Some(Arc::new(scheduler_exists)),

@@ -1,6 +1,19 @@
-//! The gauntlet's named topology presets (x86).
+//! The gauntlet's named topology presets (x86), their tags, and the
+//! default opt-in filter a sweep applies unless told otherwise.
 
 use crate::Topology;
+
+/// Tags a preset (or any topology) can be selected by.
+pub const TAGS: [&str; 4] = ["smt", "numa", "odd-llc", "multi-llc"];
+
+/// The default sweep's bounds (as the reference tool's): one NUMA node,
+/// at most 12 LLCs, at most 192 CPUs. `--presets all` or a manifest that
+/// names presets widens it.
+pub const DEFAULT_MAX_NODES: u32 = 1;
+/// See [`DEFAULT_MAX_NODES`].
+pub const DEFAULT_MAX_LLCS: u32 = 12;
+/// See [`DEFAULT_MAX_NODES`].
+pub const DEFAULT_MAX_CPUS: u32 = 192;
 
 /// (name, topology) for every preset, smallest first within each family.
 pub const PRESETS: [(&str, &str); 24] = [
@@ -40,11 +53,73 @@ pub fn presets() -> Vec<(&'static str, Topology)> {
     v
 }
 
+/// The preset called `name`.
+pub fn by_name(name: &str) -> Option<Topology> {
+    PRESETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| t.parse().expect("presets are valid"))
+}
+
+/// The tags `t` carries: `smt` (two or more threads per core), `numa`
+/// (two or more nodes), `odd-llc` (an odd number of LLCs, more than one),
+/// `multi-llc` (two or more LLCs).
+pub fn tags(t: &Topology) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if t.threads_per_core() > 1 {
+        v.push("smt");
+    }
+    if t.numa_nodes() > 1 {
+        v.push("numa");
+    }
+    if t.llcs() > 1 && t.llcs() % 2 == 1 {
+        v.push("odd-llc");
+    }
+    if t.llcs() > 1 {
+        v.push("multi-llc");
+    }
+    v
+}
+
+/// Whether `t` is within the default sweep's bounds.
+pub fn in_default_sweep(t: &Topology) -> bool {
+    t.numa_nodes() <= DEFAULT_MAX_NODES
+        && t.llcs() <= DEFAULT_MAX_LLCS
+        && t.cpus() <= DEFAULT_MAX_CPUS
+}
+
+/// The name of the preset equal to `t`, if one is.
+pub fn name_of(t: &Topology) -> Option<&'static str> {
+    presets().into_iter().find(|(_, p)| p == t).map(|(n, _)| n)
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_lookup_and_the_default_sweep() {
+        let t = by_name("odd-3llc").unwrap();
+        assert_eq!(tags(&t), ["odd-llc", "multi-llc"]);
+        assert_eq!(
+            tags(&by_name("numa2-8llc").unwrap()),
+            ["smt", "numa", "multi-llc"]
+        );
+        assert!(tags(&by_name("tiny-1llc").unwrap()).is_empty());
+        assert!(by_name("nope").is_none());
+        assert_eq!(name_of(&t), Some("odd-3llc"));
+        let default: Vec<&str> = presets()
+            .into_iter()
+            .filter(|(_, t)| in_default_sweep(t))
+            .map(|(n, _)| n)
+            .collect();
+        assert!(!default.contains(&"numa2-4llc") && !default.contains(&"near-max-llc"));
+        assert!(default.contains(&"smt-2llc") && default.contains(&"medium-8llc"));
+    }
+
     #[test]
     fn presets_parse_and_sort() {
-        let p = super::presets();
+        let p = presets();
         assert_eq!(p.len(), 24);
         assert_eq!(p[0].1.to_string(), "1n1l4c1t");
         assert!(p.windows(2).all(|w| w[0].1.cpus() <= w[1].1.cpus()));

@@ -180,6 +180,21 @@ fn register_requirements(engine: &mut Engine, ctx: &Ctx) {
     let c = ctx.clone();
     def(
         engine,
+        "expect_fail(reason: string)",
+        "Makes the scenario a negative test: it passes only when the run\nfails (a fault injected on purpose), and the report says so.",
+        move |call: NativeCallContext, reason: &str| -> RhaiResult<()> {
+            if reason.trim().is_empty() {
+                return fail("expect_fail needs a reason: what the failure shows");
+            }
+            c.apply(Action::ExpectFail(ktstr_plan::ExpectFail {
+                reason: reason.to_string(),
+                at: c.here(&call),
+            }))
+        },
+    );
+    let c = ctx.clone();
+    def(
+        engine,
         "kernel_min(version: string)",
         "The oldest kernel the scenario runs on (`\"6.12\"`).",
         move |version: &str| -> RhaiResult<()> {

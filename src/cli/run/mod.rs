@@ -148,13 +148,15 @@ fn repeat_summary(file: &Path, outcomes: &[Outcome]) -> String {
     )
 }
 
-fn runs_dir() -> PathBuf {
+/// Where runs go: `KTSTR_RUNS_DIR`, else `target/ktstr/runs`.
+pub(crate) fn runs_dir() -> PathBuf {
     std::env::var_os("KTSTR_RUNS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target/ktstr/runs"))
 }
 
-fn run_id() -> String {
+/// A new run's id: the time and this process.
+pub(crate) fn run_id() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
