@@ -357,3 +357,46 @@ fn a_topology_the_backend_cannot_run_is_skipped_before_boot() {
     );
     assert!(sidecar.is_none());
 }
+
+#[test]
+fn a_script_expecting_failure_passes_by_failing() {
+    let Some(env) = VmEnv::new() else { return };
+    let script = env.cache.path().join("negative.rhai");
+    let stall = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/qmap_stall.rhai"
+    ))
+    .unwrap();
+    std::fs::write(
+        &script,
+        format!("{stall}\nexpect_fail(\"scx_qmap -t 3 stalls tasks\");\n"),
+    )
+    .unwrap();
+    let (code, out, s) = ktstr_run(&env, &[script.to_str().unwrap(), "--duration", "8"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("PASS ["), "{out}");
+    let s = s.unwrap();
+    assert!(
+        s.verdict.reasons[0].starts_with("failed as expected (scx_qmap -t 3 stalls tasks)"),
+        "{:?}",
+        s.verdict.reasons
+    );
+}
+
+#[test]
+fn a_kernel_that_misses_the_scripts_requirements_is_a_skip_before_boot() {
+    let Some(env) = VmEnv::new() else { return };
+    let script = env.cache.path().join("future.rhai");
+    std::fs::write(
+        &script,
+        "scenario(\"future\", \"needs a kernel from the future\");\nkernel_min(\"99.0\");\n\
+         kernel_config(\"CONFIG_SCHED_CLASS_EXT\");\ncgroup(\"a\", 1, spin_wait());\n\
+         claim(results().all().iterations, at_least(1));\n",
+    )
+    .unwrap();
+    let (code, out, s) = ktstr_run(&env, &[script.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("SKIP [  0.0s] future"), "{out}");
+    assert!(out.contains("is older than kernel_min(\"99.0\")"), "{out}");
+    assert!(s.is_none(), "no VM booted, no sidecar");
+}

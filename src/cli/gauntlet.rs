@@ -55,12 +55,18 @@ pub struct GauntletArgs {
     /// names none).
     #[arg(long, value_name = "all")]
     pub presets: Option<String>,
+    /// Kernels to sweep (repeatable), over the manifest's.
+    #[arg(long, value_name = "ID")]
+    pub kernel: Vec<String>,
     /// VM backend (auto, kvm, qemu-kvm, qemu-tcg).
     #[arg(long, default_value = "auto", env = "KTSTR_BACKEND", value_name = "B")]
     pub backend: BackendChoice,
     /// List the jobs the sweep would run, then exit (no VM boots).
     #[arg(long)]
     pub list: bool,
+    /// List the topology presets with their tags, then exit.
+    #[arg(long)]
+    pub list_presets: bool,
     /// Write JUnit XML (a test case per job) to FILE.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -74,6 +80,9 @@ pub struct GauntletArgs {
 pub fn run(args: GauntletArgs, manifests: Manifests) -> anyhow::Result<ExitCode> {
     if args.init {
         return init(&args.manifest);
+    }
+    if args.list_presets {
+        return list_presets(args.json);
     }
     let resolver = super::kernel::resolver(manifests.kernels)?;
     let kernel_known = |id: &str| {
@@ -91,6 +100,12 @@ pub fn run(args: GauntletArgs, manifests: Manifests) -> anyhow::Result<ExitCode>
         anyhow::anyhow!("{} error(s) in {}", errors.len(), args.manifest.display())
     })?;
     widen(&mut m, &args)?;
+    for k in &args.kernel {
+        kernel_known(k).map_err(|why| anyhow::anyhow!("--kernel {k}: {why}"))?;
+    }
+    if !args.kernel.is_empty() {
+        m.kernels = args.kernel.clone();
+    }
     let plans = checked_plans(&m)?;
     let (jobs, unfit) = gauntlet::expand(&m, &plans);
     check_on_topologies(&jobs)?;
@@ -149,6 +164,45 @@ fn init(path: &Path) -> anyhow::Result<ExitCode> {
     }
     std::fs::write(path, TEMPLATE).with_context(|| format!("writing {}", path.display()))?;
     outln!("wrote {}", path.display())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--list-presets`: every preset, its topology, CPUs, tags, and whether
+/// the default sweep has it.
+fn list_presets(as_json: bool) -> anyhow::Result<ExitCode> {
+    use ktstr_topology::presets;
+    let rows: Vec<_> = presets::presets()
+        .into_iter()
+        .map(|(name, t)| {
+            json!({"name": name, "topology": t.to_string(), "cpus": t.cpus(),
+                   "tags": presets::tags(&t), "default_sweep": presets::in_default_sweep(&t)})
+        })
+        .collect();
+    if as_json {
+        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for r in &rows {
+        outln!(
+            "{:<20} {:<11} {:>4} CPUs  {:<26} {}",
+            r["name"].as_str().unwrap_or(""),
+            r["topology"].as_str().unwrap_or(""),
+            r["cpus"],
+            r["tags"]
+                .as_array()
+                .map(|t| t
+                    .iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","))
+                .unwrap_or_default(),
+            if r["default_sweep"] == true {
+                "default sweep"
+            } else {
+                ""
+            }
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
