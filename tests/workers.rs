@@ -137,3 +137,77 @@ fn a_worker_that_cannot_set_up_reports_why() {
         "{r:?}"
     );
 }
+
+/// A worker pinned by its spec to another CPU than the one it starts on
+/// reports only the CPU it was pinned to, and no migration: the probe
+/// starts after the pinning.
+#[test]
+fn a_pinned_worker_reports_no_migration_from_before_its_pinning() {
+    use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+    use nix::unistd::Pid;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 {
+        eprintln!("not run: one CPU, nothing to move from");
+        return;
+    }
+    // The child starts where this thread is allowed: CPU 0 only.
+    let before = sched_getaffinity(Pid::from_raw(0)).unwrap();
+    let mut only0 = CpuSet::new();
+    only0.set(0).unwrap();
+    sched_setaffinity(Pid::from_raw(0), &only0).unwrap();
+    let spec = WorkerSpec {
+        cgroup: "t".into(),
+        index: 0,
+        work: Work::SpinWait,
+        nice: 0,
+        policy: Policy::Normal,
+        cpus: Some(vec![1]),
+        comm: None,
+    };
+    let exe = Path::new(env!("CARGO_BIN_EXE_ktstr-guest-agent"));
+    let mut w = Worker::spawn(exe, spec).expect("spawn worker");
+    sched_setaffinity(Pid::from_raw(0), &before).unwrap();
+    w.start().expect("start");
+    std::thread::sleep(Duration::from_millis(500));
+    let r = w.stop(Duration::from_secs(10));
+    assert_eq!(r.cpus_used, [1], "{r:?}");
+    assert_eq!(r.migrations, 0, "{r:?}");
+}
+
+/// `io_sync` keeps writing and syncing a file that never grows past 1 MiB
+/// (the guest's /tmp lives in its RAM).
+#[test]
+fn io_sync_rewrites_a_bounded_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = WorkerSpec {
+        cgroup: "t".into(),
+        index: 0,
+        work: Work::IoSync,
+        nice: 0,
+        policy: Policy::Normal,
+        cpus: None,
+        comm: None,
+    };
+    let exe = Path::new(env!("CARGO_BIN_EXE_ktstr-guest-agent"));
+    // The worker's temp dir comes from TMPDIR, inherited from here.
+    std::env::set_var("TMPDIR", tmp.path());
+    let mut w = Worker::spawn(exe, spec).expect("spawn worker");
+    std::env::remove_var("TMPDIR");
+    w.start().expect("start");
+    let mut largest = 0u64;
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_millis(100));
+        for e in std::fs::read_dir(tmp.path()).unwrap().flatten() {
+            largest = largest.max(e.metadata().map_or(0, |m| m.len()));
+        }
+    }
+    let r = w.stop(Duration::from_secs(10));
+    assert!(r.error.is_none(), "{r:?}");
+    assert!(
+        r.iterations > 256,
+        "too few writes to tell: {}",
+        r.iterations
+    );
+    assert!(largest <= 1 << 20, "the file grew to {largest} bytes");
+    assert!(largest > 0, "no file was seen");
+}

@@ -102,15 +102,22 @@ fn mixed(r: &Run, p: &mut Probe) -> Result<(), String> {
     Ok(())
 }
 
+/// Blocks `io_sync` cycles through: its file never grows past 1 MiB (the
+/// guest's /tmp is in its RAM).
+const IO_SYNC_BLOCKS: u64 = 256;
+
 fn io_sync(r: &Run, p: &mut Probe) -> Result<(), String> {
+    use std::os::unix::fs::FileExt;
     let path = std::env::temp_dir().join(format!("ktstr-io-{}", std::process::id()));
-    let mut f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let block = [0x5au8; 4096];
     let result = (|| {
+        let mut i = 0u64;
         while !r.done() {
-            f.write_all(&block)?;
+            f.write_all_at(&block, (i % IO_SYNC_BLOCKS) * block.len() as u64)?;
             f.sync_all()?;
             p.progress();
+            i += 1;
         }
         Ok::<(), std::io::Error>(())
     })();

@@ -79,8 +79,11 @@ pub fn worker_main(spec_json: &str) -> ExitCode {
 
 /// Sets up the process as `spec` says and runs its work until `stop`.
 pub fn run_worker(spec: &WorkerSpec, stop: &AtomicBool) -> WorkerReport {
+    // The probe starts once the worker is where its spec puts it: a CPU it
+    // ran on before its affinity was set is neither used nor left.
+    let ready = setup(spec);
     let mut probe = probe::Probe::start();
-    let result = setup(spec).and_then(|_| {
+    let result = ready.and_then(|_| {
         let run = kinds::Run { stop, until: None };
         kinds::run(&spec.work, &run, &mut probe)
     });
