@@ -271,3 +271,37 @@ fn ctrl_c_mid_sweep_stops_every_vm_and_writes_what_finished() {
     assert!(not_run > 0 && not_run < 18, "{report:#}");
     env.assert_no_leftovers();
 }
+
+#[test]
+fn the_example_ci_workflow_parses_and_names_each_shard_exactly_once() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/ci/github-gauntlet.yml"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let v: Value = serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let n: u64 = v["env"]["SHARDS"].as_u64().expect("env.SHARDS");
+    let shard = &v["jobs"]["shard"];
+    let mut named: Vec<u64> = shard["strategy"]["matrix"]["shard"]
+        .as_array()
+        .expect("a shard matrix")
+        .iter()
+        .map(|s| s.as_u64().unwrap())
+        .collect();
+    named.sort_unstable();
+    assert_eq!(named, (1..=n).collect::<Vec<_>>(), "each shard once");
+    let steps = shard["steps"].as_array().unwrap();
+    let run = steps
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .find(|r| r.contains("ktstr gauntlet"))
+        .expect("a gauntlet step");
+    assert!(
+        run.contains("--shard ${{ matrix.shard }}/${{ env.SHARDS }}"),
+        "{run}"
+    );
+    assert!(
+        v["jobs"]["merge"]["needs"] == "shard",
+        "the merge waits for every shard"
+    );
+}
