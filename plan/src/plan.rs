@@ -150,3 +150,39 @@ pub struct KernelReq {
     /// Config options that must be `y` (`CONFIG_SCHED_CLASS_EXT`).
     pub config: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_workers_follows_adds_spawns_and_removals() {
+        let cgroup = |name: &str, workers: u32| {
+            serde_json::json!({"name": name, "parent": null, "workers": workers,
+                "work": {"type": "spin_wait"}, "cpuset": null, "nice": 0,
+                "policy": {"policy": "normal"}, "affinity": {"affinity": "inherit"},
+                "comm": null, "at": {"line": 1, "col": 1}})
+        };
+        let step = |ops: serde_json::Value| {
+            serde_json::json!({"ops": ops, "hold": {"hold": "fixed", "secs": 1.0},
+                               "at": {"line": 1, "col": 1}})
+        };
+        let plan: Plan = serde_json::from_value(serde_json::json!({
+            "engine_version": "0", "source": "t", "name": "t", "description": "t",
+            "duration_s": 10.0,
+            "topology": {"kind": "constraints", "min_llcs": null, "max_llcs": null,
+                         "min_cpus": null, "max_cpus": null, "min_numa_nodes": null,
+                         "max_numa_nodes": null, "requires_smt": false},
+            "scheduler": null, "thresholds": {}, "kernel": {"min_version": null, "config": []},
+            "cgroups": [cgroup("a", 2), cgroup("b", 1)],
+            "steps": [
+                step(serde_json::json!([{"op": "spawn", "name": "a", "count": 3}])),
+                step(serde_json::json!([{"op": "remove_cgroup", "name": "a"},
+                                        {"op": "add_cgroup", "cgroup": cgroup("c", 2)}])),
+            ],
+            "claims": []
+        }))
+        .expect("the test plan parses");
+        assert_eq!(plan.peak_workers(), 6);
+    }
+}
