@@ -109,7 +109,12 @@ fn shards_together_run_each_job_exactly_once_in_any_manifest_order() {
 
 #[test]
 fn the_budget_keeps_what_covers_most_and_says_what_it_left_out() {
-    let o = run(ktstr().args(["gauntlet", "--list", "--json", "--budget", "40"]));
+    // No earlier runs: the boot model alone prices the cells (runs of
+    // other tests under the default runs directory must not change it).
+    let empty = tempfile::tempdir().unwrap();
+    let o = run(ktstr()
+        .env("KTSTR_RUNS_DIR", empty.path())
+        .args(["gauntlet", "--list", "--json", "--budget", "40"]));
     assert!(o.status.success(), "{}", stderr(&o));
     let v = json(&o);
     let kept = v["jobs"].as_array().unwrap();
@@ -121,14 +126,19 @@ fn the_budget_keeps_what_covers_most_and_says_what_it_left_out() {
         .collect();
     assert!(!kept.is_empty() && !left.is_empty(), "{v:#}");
     assert_eq!(kept.len() + left.len(), 18, "{v:#}");
-    // The model's cheapest cells are about 10 s: four fit in 40 s, and
-    // they are spread over the scenarios before any repeats one.
+    // The model's cells cost about 10 s: four fit in 40 s, and they reach
+    // every scenario and both schedulers before any is covered twice.
     assert!(kept.len() <= 4, "{v:#}");
     let scenarios: BTreeSet<&str> = kept
         .iter()
         .map(|j| j["scenario"].as_str().unwrap())
         .collect();
     assert_eq!(scenarios.len(), 3, "{v:#}");
+    let schedulers: BTreeSet<&str> = kept
+        .iter()
+        .map(|j| j["scheduler"].as_str().unwrap())
+        .collect();
+    assert_eq!(schedulers.len(), 2, "{v:#}");
 }
 
 #[test]

@@ -58,7 +58,22 @@ pub struct Verdict {
     pub thresholds: BTreeMap<String, f64>,
     /// Each claim's outcome.
     pub claims: Vec<ClaimOutcome>,
+    /// Default checks that were not judged, and why (too little data to
+    /// tell a real difference from noise), one line each.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
+
+/// The mean CPU time per worker, in ms, below which a cgroup's CPU-time
+/// spread is not judged: with time slices of 3-20 ms and workers that
+/// start a few ms apart, a shorter run's spread is mostly quantisation
+/// (a run the host stopped after 0.3 s showed 20%).
+pub const MIN_FAIRNESS_CPU_MS: f64 = 250.0;
+
+/// How much longer than the shortest-lived worker of a cgroup the longest
+/// may have run for their CPU-time shares to be compared (workers spawned
+/// mid-run had less time, not a smaller share).
+pub const MAX_LIFE_DIFFERENCE: f64 = 0.10;
 
 /// The verdict of a negative test (`expect_fail`, or a gauntlet cell that
 /// expects failure): a failure is what was wanted and passes, with the
@@ -95,7 +110,8 @@ pub fn judge(
             reasons.push(why);
         }
     }
-    reasons.extend(default_checks(plan, topology, results, &thresholds));
+    let (found, notes) = default_checks(plan, topology, results, &thresholds);
+    reasons.extend(found);
     let claims: Vec<ClaimOutcome> = plan.claims.iter().map(|c| c.evaluate(results)).collect();
     for c in &claims {
         if c.verdict == ClaimVerdict::Fail {
@@ -120,17 +136,20 @@ pub fn judge(
         reasons,
         thresholds,
         claims,
+        notes,
     }
 }
 
-/// Starvation, stalls, worker errors, cpuset isolation and fairness.
+/// Starvation, stalls, worker errors, cpuset isolation and fairness: the
+/// reasons to fail, and notes on checks that were not judged.
 fn default_checks(
     plan: &Plan,
     topology: &Topology,
     results: &RunResults,
     thresholds: &BTreeMap<String, f64>,
-) -> Vec<String> {
+) -> (Vec<String>, Vec<String>) {
     let mut reasons = Vec::new();
+    let mut notes = Vec::new();
     let max_gap = thresholds.get("max_gap_ms").copied().unwrap_or(f64::MAX);
     let max_spread = thresholds
         .get("max_spread_pct")
@@ -167,21 +186,54 @@ fn default_checks(
                 }
             }
         }
-        if cg.workers.len() >= 2 {
-            let spread_expr = MetricExpr::Metric {
-                scope: Scope::Cgroup { name: name.clone() },
-                name: "spread".into(),
-            };
-            if let Ok(spread) = spread_expr.eval(results) {
-                if spread > max_spread {
-                    reasons.push(format!(
-                        "cgroup {name}: unfair, CPU-time spread {spread:.1}% (threshold {max_spread:.0}%)"
-                    ));
-                }
+        if let Some(check) = fairness(name, &cg.workers, results, max_spread) {
+            match check {
+                Ok(reason) => reasons.extend(reason),
+                Err(note) => notes.push(note),
             }
         }
     }
-    reasons
+    (reasons, notes)
+}
+
+/// The CPU-time spread check of cgroup `name`: `None` with fewer than two
+/// workers, `Ok(reason to fail)` when judged, `Err(note)` when the
+/// workers had too little CPU time to judge.
+fn fairness(
+    name: &str,
+    workers: &[crate::results::WorkerReport],
+    results: &RunResults,
+    max_spread: f64,
+) -> Option<Result<Option<String>, String>> {
+    if workers.len() < 2 {
+        return None;
+    }
+    let (shortest, longest) = workers.iter().fold((f64::MAX, 0.0_f64), |(lo, hi), w| {
+        (lo.min(w.wall_ms), hi.max(w.wall_ms))
+    });
+    if longest > shortest * (1.0 + MAX_LIFE_DIFFERENCE) {
+        return Some(Err(format!(
+            "cgroup {name}: fairness not judged, its workers ran {shortest:.0} to \
+             {longest:.0} ms (spawned or ended at different times)"
+        )));
+    }
+    let mean = workers.iter().map(|w| w.cpu_time_ms).sum::<f64>() / workers.len() as f64;
+    if mean < MIN_FAIRNESS_CPU_MS {
+        return Some(Err(format!(
+            "cgroup {name}: fairness not judged, {mean:.0} ms of CPU time per worker \
+             (at least {MIN_FAIRNESS_CPU_MS:.0} ms needed)"
+        )));
+    }
+    let spread_expr = MetricExpr::Metric {
+        scope: Scope::Cgroup {
+            name: name.to_string(),
+        },
+        name: "spread".into(),
+    };
+    let spread = spread_expr.eval(results).ok()?;
+    Some(Ok((spread > max_spread).then(|| {
+        format!("cgroup {name}: unfair, CPU-time spread {spread:.1}% (threshold {max_spread:.0}%)")
+    })))
 }
 
 /// Cgroups whose cpuset or membership changes during the run (isolation
@@ -255,6 +307,7 @@ mod tests {
             iterations: it,
             max_gap_ms: gap,
             cpu_time_ms: cpu,
+            wall_ms: 1000.0,
             cpus_used: cpus,
             ..Default::default()
         }
@@ -263,8 +316,8 @@ mod tests {
     fn healthy() -> RunResults {
         let mut r = RunResults::default();
         let workers = vec![
-            worker(100, 10.0, 50.0, vec![0]),
-            worker(100, 10.0, 50.0, vec![1]),
+            worker(100, 10.0, 500.0, vec![0]),
+            worker(100, 10.0, 500.0, vec![1]),
         ];
         r.cgroups.insert("a".into(), CgroupResults { workers });
         r
@@ -299,13 +352,31 @@ mod tests {
             );
         }
         let mut unfair = r.clone();
-        unfair.cgroups.get_mut("a").unwrap().workers[1].cpu_time_ms = 10.0;
+        unfair.cgroups.get_mut("a").unwrap().workers[1].cpu_time_ms = 100.0;
         let v = judge(&p, &t, &unfair, th.clone(), vec![]);
         assert!(
             v.reasons.iter().any(|x| x.contains("unfair")),
             "{:?}",
             v.reasons
         );
+        // The same shares over too little CPU time are not judged, and the
+        // verdict says so.
+        for w in &mut unfair.cgroups.get_mut("a").unwrap().workers {
+            w.cpu_time_ms /= 10.0;
+        }
+        let v = judge(&p, &t, &unfair, th.clone(), vec![]);
+        assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+        assert_eq!(
+            v.notes,
+            ["cgroup a: fairness not judged, 30 ms of CPU time per worker (at least 250 ms needed)"]
+        );
+        // Nor are the shares of workers that lived different spans.
+        let mut late = r.clone();
+        let w = &mut late.cgroups.get_mut("a").unwrap().workers[1];
+        (w.wall_ms, w.cpu_time_ms) = (500.0, 100.0);
+        let v = judge(&p, &t, &late, th.clone(), vec![]);
+        assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+        assert!(v.notes[0].contains("ran 500 to 1000 ms"), "{:?}", v.notes);
         let v = judge(&p, &t, &r, th, vec!["scheduler died".into()]);
         assert_eq!((v.outcome, v.outcome.exit_code()), (Outcome::Fail, 1));
         assert_eq!(Outcome::Inconclusive.exit_code(), 2);
@@ -318,6 +389,7 @@ mod tests {
             reasons: vec!["scheduler exited: stall".into()],
             thresholds: BTreeMap::new(),
             claims: vec![],
+            notes: vec![],
         };
         let v = expecting_failure(failed.clone(), "qmap stalls");
         assert_eq!(v.outcome, Outcome::Pass);

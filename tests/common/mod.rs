@@ -182,6 +182,7 @@ impl VmEnv {
             .args(["--kernel", &self.kernel])
             .env("TMPDIR", self.tmp.path())
             .env("KTSTR_CACHE_DIR", self.cache.path())
+            .env("KTSTR_RUNS_DIR", self.cache.path().join("runs"))
             .env_remove("KTSTR_BACKEND");
         cmd
     }

@@ -2,7 +2,8 @@
 //! (from earlier runs of the same job when their sidecars are at hand,
 //! else from a model of boot time by vCPU count plus the run itself), then
 //! the cells that cover the most distinct (scenario, topology feature,
-//! scheduler, kernel) per second are chosen until the budget is spent.
+//! scheduler, kernel) per second are chosen until the budget is spent;
+//! a scenario or scheduler not yet run at all counts once more.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -100,6 +101,21 @@ fn features(t: &Topology) -> Vec<String> {
     f
 }
 
+/// What a job covers: each (scenario, topology feature, scheduler,
+/// kernel), plus the scenario and the scheduler on their own, so that a
+/// small budget reaches every scenario and scheduler before it covers one
+/// of them on more topologies.
+fn coverage(j: &GauntletJob) -> Vec<String> {
+    let c = &j.cell;
+    let mut units: Vec<String> = features(&j.topology)
+        .into_iter()
+        .map(|f| format!("{}|{f}|{}|{}", c.scenario, c.scheduler, c.kernel))
+        .collect();
+    units.push(format!("{}||*|{}", c.scenario, c.kernel));
+    units.push(format!("*||{}|{}", c.scheduler, c.kernel));
+    units
+}
+
 /// The jobs that fit `budget` seconds, cell by cell (a cell's repetitions
 /// stay together), and the cells left out.
 pub fn select(
@@ -109,18 +125,9 @@ pub fn select(
 ) -> (Vec<GauntletJob>, Vec<Cell>) {
     let mut cells: BTreeMap<Cell, (f64, Vec<String>)> = BTreeMap::new();
     for j in &jobs {
-        let c = cells.entry(j.cell.clone()).or_insert_with(|| {
-            let units = features(&j.topology)
-                .into_iter()
-                .map(|f| {
-                    format!(
-                        "{}|{f}|{}|{}",
-                        j.cell.scenario, j.cell.scheduler, j.cell.kernel
-                    )
-                })
-                .collect();
-            (0.0, units)
-        });
+        let c = cells
+            .entry(j.cell.clone())
+            .or_insert_with(|| (0.0, coverage(j)));
         c.0 += cost(j, history);
     }
     let mut covered: BTreeSet<String> = BTreeSet::new();

@@ -58,6 +58,9 @@ pub fn print_result(r: &JobResult) -> std::io::Result<()> {
         r.seconds,
         r.label
     )?;
+    for note in &r.verdict.notes {
+        outln!("    note: {note}")?;
+    }
     if r.verdict.outcome == Outcome::Pass {
         return Ok(());
     }
