@@ -17,6 +17,8 @@ packages=(
   binutils acpica-tools device-tree-compiler
   # misc tools the pipeline and tests call
   xz-utils gzip tar git ca-certificates
+  # the stats report's test renders it in a real headless browser
+  chromium fonts-dejavu-core
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -327,6 +327,7 @@ fn finish(
     args: &GauntletArgs,
 ) -> anyhow::Result<ExitCode> {
     let saved = report.save(run_dir)?;
+    super::stats::save_run_dataset(run_dir);
     if let Some(path) = &args.junit {
         std::fs::write(path, report.junit())
             .with_context(|| format!("writing {}", path.display()))?;

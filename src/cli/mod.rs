@@ -15,6 +15,8 @@ mod run;
 mod sched;
 mod scripts;
 mod shell;
+mod stats;
+mod stats_view;
 mod terminal;
 mod topo;
 mod vm;
@@ -62,6 +64,9 @@ pub enum Command {
     /// Sweep scenarios over topologies, schedulers and kernels from a
     /// manifest, in parallel (exit 1 if a cell failed its expectation).
     Gauntlet(gauntlet::GauntletArgs),
+    /// Results as data: summaries, import, merge, A/B compare (exit 1
+    /// on a regression), noise and an HTML report.
+    Stats(stats::StatsArgs),
     /// Install and list schedulers.
     #[command(subcommand)]
     Sched(sched::SchedCommand),
@@ -119,6 +124,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Kernel(cmd) => kernel::run(cmd, cli.kernels_toml.as_deref()),
         Command::Run(args) => run::run(args, manifests),
         Command::Gauntlet(args) => gauntlet::run(args, manifests),
+        Command::Stats(args) => stats::run(args),
         Command::Sched(cmd) => sched::run(cmd, cli.schedulers_toml.as_deref()),
         Command::Check(args) => scripts::check(&args, manifests),
         Command::Plan(args) => scripts::plan(&args, manifests),

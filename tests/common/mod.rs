@@ -6,6 +6,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod browser;
+
 /// The `ktstr` binary under test.
 pub fn ktstr() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ktstr"));

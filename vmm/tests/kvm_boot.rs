@@ -311,14 +311,35 @@ fn check_refuses_what_this_kvm_cannot_run() {
     assert!(err.contains("1n16l255c1t"), "{err}");
 }
 
+/// Whether a thread of this process sleeps in a pipe write (its kernel
+/// wait channel, `/proc/self/task/*/wchan`).
+fn a_thread_blocks_in_a_pipe_write() -> bool {
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks.flatten().any(|t| {
+                std::fs::read_to_string(t.path().join("wchan"))
+                    .is_ok_and(|w| w.contains("pipe_write"))
+            })
+        })
+        .unwrap_or(false)
+}
+
 #[test]
 fn a_guest_flooding_an_undrained_console_cannot_hang_teardown() {
     let Some((_dir, spec)) = pvh_spec("flood") else {
         return;
     };
     let mut vm = KvmBackend::new().unwrap().launch(&spec).unwrap();
-    // Nobody reads the console: the pipe fills and the vCPU blocks in it.
-    thread::sleep(Duration::from_secs(2));
+    // Nobody reads the console: the pipe fills and the vCPU blocks in it
+    // (waited for, not guessed: a loaded host fills it later).
+    let waiting = Instant::now();
+    while !a_thread_blocks_in_a_pipe_write() && waiting.elapsed() < Duration::from_secs(60) {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        a_thread_blocks_in_a_pipe_write(),
+        "the flooding vCPU never blocked on the console pipe"
+    );
     let start = Instant::now();
     vm.process.kill();
     assert!(

@@ -117,6 +117,7 @@ pub fn run(args: RunArgs, manifests: super::Manifests) -> anyhow::Result<ExitCod
             outln!("{}", repeat_summary(file, &outcomes))?;
         }
     }
+    super::stats::save_run_dataset(&runner.run_dir);
     if args.json {
         let v: Vec<_> = results.iter().map(report::to_json).collect();
         outln!("{}", serde_json::to_string_pretty(&v)?)?;
