@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use ktstr_stats::compare::{Gate, Options};
+use ktstr_stats::compare::{compare_selections, Gate, Options};
 use ktstr_stats::noise::NoiseGates;
 use ktstr_stats::observations::{observations, samples};
 use ktstr_stats::select::{self, Filter};
@@ -296,16 +296,13 @@ fn compare(a: &CompareArgs, runs: &Path) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let sa = samples(&observations(&da.tables, &fa)?, &by, &chosen)?;
-    let sb = samples(&observations(&db.tables, &fb)?, &by, &chosen)?;
     let opts = Options {
-        by: by.clone(),
-        metrics: chosen,
-        alpha: a.alpha,
         gates: parse_gates(&a.gates)?,
         noise,
+        alpha: a.alpha,
+        ..Options::new(by, chosen)
     };
-    let rows = ktstr_stats::compare(&sa, &sb, &opts)
+    let rows = compare_selections((&da.tables, &fa), (&db.tables, &fb), &opts)
         .with_context(|| format!("comparing {la} with {lb}"))?;
     view::comparison(&la, &lb, &opts, &rows, a.json)?;
     Ok(if rows.iter().any(|r| r.regression) {
@@ -335,18 +332,9 @@ fn report(a: &ReportArgs, runs: &Path) -> anyhow::Result<ExitCode> {
     let compared = match &a.compare {
         Some(other) => {
             let base = open(other, runs)?;
-            let by = select::parse_by(&[])?;
-            let chosen = metrics::chosen(&[])?;
-            let sa = samples(&observations(&base.tables, &[])?, &by, &chosen)?;
-            let sb = samples(&observations(&d.tables, &[])?, &by, &chosen)?;
-            let opts = Options {
-                by,
-                metrics: chosen,
-                alpha: 0.05,
-                gates: BTreeMap::new(),
-                noise: None,
-            };
-            Some((other.clone(), ktstr_stats::compare(&sa, &sb, &opts)?))
+            let opts = Options::new(select::parse_by(&[])?, metrics::chosen(&[])?);
+            let rows = compare_selections((&base.tables, &[]), (&d.tables, &[]), &opts)?;
+            Some((other.clone(), rows))
         }
         None => None,
     };

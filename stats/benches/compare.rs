@@ -4,13 +4,11 @@
 //! the findings. Prints the seconds and rows per second (target: under
 //! 2 s on the project's 2-core machines).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
 use ktstr_run::Sidecar;
-use ktstr_stats::compare::Options;
-use ktstr_stats::observations::{observations, samples};
+use ktstr_stats::compare::{compare_selections, Options};
 use ktstr_stats::select::{parse_by, parse_filters};
 use ktstr_stats::{metrics, Dataset, Tables};
 
@@ -88,26 +86,13 @@ fn main() {
         let by = parse_by(&[]).expect("by");
         let by: Vec<String> = by.into_iter().filter(|c| c != "scheduler").collect();
         let chosen = metrics::chosen(&[]).expect("metrics");
-        let a = samples(
-            &observations(&d.tables, &parse_filters("scheduler=sched0").unwrap()).unwrap(),
-            &by,
-            &chosen,
+        let opts = Options::new(by, chosen);
+        let found = compare_selections(
+            (&d.tables, &parse_filters("scheduler=sched0").unwrap()),
+            (&d.tables, &parse_filters("scheduler=sched1").unwrap()),
+            &opts,
         )
-        .unwrap();
-        let b = samples(
-            &observations(&d.tables, &parse_filters("scheduler=sched1").unwrap()).unwrap(),
-            &by,
-            &chosen,
-        )
-        .unwrap();
-        let opts = Options {
-            by,
-            metrics: chosen,
-            alpha: 0.05,
-            gates: BTreeMap::new(),
-            noise: None,
-        };
-        let found = ktstr_stats::compare(&a, &b, &opts).expect("compared");
+        .expect("compared");
         let secs = t.elapsed().as_secs_f64();
         best = best.min(secs);
         assert!(found

@@ -15,7 +15,9 @@ use crate::error::StatsError;
 use crate::inference::{bh, mann_whitney, mean_var, median, power, welch};
 use crate::metrics::{Direction, Metric};
 use crate::noise::NoiseGates;
-use crate::observations::{CellKey, Samples};
+use crate::observations::{observations, samples, CellKey, Samples};
+use crate::select::Filter;
+use crate::tables::Tables;
 
 /// What a compare found for one cell and metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -174,6 +176,31 @@ pub struct Options {
     pub gates: BTreeMap<String, Gate>,
     /// Gates per cell from a noise run.
     pub noise: Option<NoiseGates>,
+}
+
+impl Options {
+    /// Every metric, cells by `by`, level 0.05, the registry's gates.
+    pub fn new(by: Vec<String>, metrics: Vec<&'static Metric>) -> Options {
+        Options {
+            by,
+            metrics,
+            alpha: 0.05,
+            gates: BTreeMap::new(),
+            noise: None,
+        }
+    }
+}
+
+/// Compares the jobs of `a` that filters `fa` select with those of `b`
+/// that `fb` select: observations, samples by cell, then [`compare`].
+pub fn compare_selections(
+    (a, fa): (&Tables, &[Filter]),
+    (b, fb): (&Tables, &[Filter]),
+    opts: &Options,
+) -> Result<Vec<Row>, StatsError> {
+    let sa = samples(&observations(a, fa)?, &opts.by, &opts.metrics)?;
+    let sb = samples(&observations(b, fb)?, &opts.by, &opts.metrics)?;
+    compare(&sa, &sb, opts)
 }
 
 /// Compares every cell the two sides share.
