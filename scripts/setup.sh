@@ -33,5 +33,14 @@ if ((${#missing[@]})); then
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust from rustup.rs" >&2; exit 1; }
-cargo build --release --locked
-./target/release/ktstr kernel build
+# `--dev` builds the debug profile instead: what `cargo test` builds too,
+# so the test suite reuses every dependency (Polars included) instead of
+# compiling them a second time, optimized (CI and the README's test
+# command use it).
+if [ "${1:-}" = "--dev" ]; then
+  cargo build --workspace --tests --locked
+  ./target/debug/ktstr kernel build
+else
+  cargo build --release --locked
+  ./target/release/ktstr kernel build
+fi

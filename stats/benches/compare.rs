@@ -40,7 +40,7 @@ fn sidecars() -> Vec<Sidecar> {
     (0..JOBS)
         .map(|i| {
             let mut s = template.clone();
-            s.plan.name = format!("scenario{}", i % 10);
+            s.plan.name = format!("scenario{}", (i / 2) % 10);
             s.job = format!("{} {} {}", s.plan.name, s.topology, i % 2);
             if let Some(spec) = s.scheduler.as_mut() {
                 spec.name = format!("sched{}", i % 2);
@@ -56,7 +56,7 @@ fn sidecars() -> Vec<Sidecar> {
                     r.iterations = (1000.0 + 100.0 * rng.next()) as u64;
                     r.cpu_time_ms = 900.0 + 50.0 * rng.next();
                     r.wake_p99_us =
-                        500.0 + 200.0 * rng.next() + if i % 2 == 1 { 100.0 } else { 0.0 };
+                        500.0 + 200.0 * rng.next() + if i % 2 == 1 { 300.0 } else { 0.0 };
                     r.max_gap_ms = 5.0 + 10.0 * rng.next();
                     r
                 })
