@@ -34,7 +34,10 @@ fn all_json(dir: &std::path::Path) -> Vec<Sidecar> {
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
         if p.is_dir() {
-            out.extend(all_json(&p));
+            // A run's dataset (`stats/dataset.json`) is not a sidecar.
+            if !p.join("dataset.json").exists() {
+                out.extend(all_json(&p));
+            }
         } else if p.extension().is_some_and(|x| x == "json") {
             out.push(Sidecar::read(&p).unwrap_or_else(|e| panic!("{e}")));
         }
