@@ -10,8 +10,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use ktstr_stats::compare::{compare_selections, Gate, Options};
-use ktstr_stats::noise::NoiseGates;
-use ktstr_stats::observations::{observations, samples};
+use ktstr_stats::noise::{noise_of, NoiseGates};
 use ktstr_stats::select::{self, Filter};
 use ktstr_stats::{metrics, runs, summary, Dataset};
 
@@ -290,9 +289,7 @@ fn compare(a: &CompareArgs, runs: &Path) -> anyhow::Result<ExitCode> {
     let noise = match &a.gates_from {
         Some(run) => {
             let d = open(run, runs)?;
-            let obs = observations(&d.tables, &[])?;
-            let s = samples(&obs, &by, &chosen)?;
-            Some(NoiseGates::new(ktstr_stats::noise::noise(&s, &by, &chosen)))
+            Some(NoiseGates::new(noise_of(&d.tables, &by, &chosen)?))
         }
         None => None,
     };
@@ -316,8 +313,7 @@ fn noise(a: &NoiseArgs, runs: &Path) -> anyhow::Result<ExitCode> {
     let d = open(&a.run, runs)?;
     let by = select::parse_by(&a.by)?;
     let chosen = metrics::chosen(&a.metrics)?;
-    let s = samples(&observations(&d.tables, &[])?, &by, &chosen)?;
-    let rows = ktstr_stats::noise::noise(&s, &by, &chosen);
+    let rows = noise_of(&d.tables, &by, &chosen)?;
     if rows.is_empty() {
         anyhow::bail!(
             "{}: no cell has two repetitions to measure noise from (run with --repeat or repetitions in the manifest)",

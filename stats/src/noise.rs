@@ -63,6 +63,17 @@ pub fn noise(samples: &Samples, by: &[String], metrics: &[&'static Metric]) -> V
     out
 }
 
+/// The noise of every cell of `tables` (all its jobs, cells by `by`).
+pub fn noise_of(
+    tables: &crate::tables::Tables,
+    by: &[String],
+    metrics: &[&'static Metric],
+) -> Result<Vec<NoiseRow>, crate::error::StatsError> {
+    let obs = crate::observations::observations(tables, &[])?;
+    let s = crate::observations::samples(&obs, by, metrics)?;
+    Ok(noise(&s, by, metrics))
+}
+
 /// Gates per cell and metric from a noise run.
 #[derive(Debug, Clone, Default)]
 pub struct NoiseGates {
