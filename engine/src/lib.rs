@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod check;
 pub mod defs;
 pub mod diag;
+pub mod repl;
 
 pub use check::{check_file, check_source, run_with_backend, CheckOptions, Checked};
 pub use diag::Diagnostic;

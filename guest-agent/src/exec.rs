@@ -69,3 +69,74 @@ fn pump<R: Read + Send + 'static>(
         }
     })
 }
+
+/// What a captured command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Captured {
+    /// Exit code (128 + signal when a signal killed it).
+    pub code: i32,
+    /// Standard output, at most `limit` bytes of it.
+    pub stdout: String,
+    /// Standard error, the same bound.
+    pub stderr: String,
+}
+
+/// Runs `command` under `/bin/sh -c` and returns its output, each stream
+/// cut to `limit` bytes (the rest is read and dropped); killed after
+/// `timeout`.
+pub fn capture(command: &str, timeout: std::time::Duration, limit: usize) -> Result<Captured> {
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .env("PATH", GUEST_PATH)
+        .env("HOME", "/tmp")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| AgentError::start("/bin/sh", e))?;
+    let out = collect(child.stdout.take(), limit);
+    let err = collect(child.stderr.take(), limit);
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() >= deadline => {
+                let _ = child.kill();
+                break child
+                    .wait()
+                    .map_err(|e| AgentError::start("/bin/sh (wait)", e))?;
+            }
+            Ok(None) => thread::sleep(std::time::Duration::from_millis(20)),
+            Err(e) => return Err(AgentError::start("/bin/sh (wait)", e)),
+        }
+    };
+    Ok(Captured {
+        code: status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}
+
+/// Reads `from` to its end on a thread, keeping the first `limit` bytes.
+fn collect<R: Read + Send + 'static>(from: Option<R>, limit: usize) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let Some(mut from) = from else {
+            return String::new();
+        };
+        let mut kept = Vec::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let room = limit.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                }
+            }
+        }
+        String::from_utf8_lossy(&kept).into_owned()
+    })
+}

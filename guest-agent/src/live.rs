@@ -2,11 +2,13 @@
 //! channel (bounded to [`MAX_HOST_FRAME_LEN`], checked and resynchronized
 //! like the host's reader), carries each request out and answers it. A
 //! corrupt, oversized or unknown frame is answered with `Rejected`, and
-//! the agent carries on.
+//! the agent carries on. A live session's requests (`Live`, `Shutdown`)
+//! are handed to the session ([`crate::plan::live`]), which answers them.
 
 use std::fs::File;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -21,6 +23,25 @@ pub struct LiveState {
     pub stop_plan: Arc<AtomicBool>,
     /// Whether a plan is running (so `StopPlan` has something to stop).
     pub plan_running: Arc<AtomicBool>,
+    /// The live session's inbox, while one runs.
+    pub session: Arc<Mutex<Option<Sender<LiveCall>>>>,
+}
+
+/// A live session's request, handed from the listener to the session.
+#[derive(Debug)]
+pub enum LiveCall {
+    /// Carry it out and answer.
+    Request {
+        /// The request's id.
+        id: u64,
+        /// What to do.
+        request: Box<ktstr_plan::live::LiveRequest>,
+    },
+    /// End the session.
+    Shutdown {
+        /// The request's id.
+        id: u64,
+    },
 }
 
 /// Starts the thread that reads `port` (the channel's read side) and
@@ -43,7 +64,10 @@ pub fn spawn_listener(mut port: File, channel: Arc<Mutex<Channel>>, state: LiveS
                         reason: format!("host frame: {e}"),
                     },
                     Ok(payload) => match HostMessage::from_payload(&payload) {
-                        Ok(request) => answer(&request, &state),
+                        Ok(request) => match answer(request, &state) {
+                            Some(a) => a,
+                            None => continue,
+                        },
                         Err(e) => GuestMessage::Rejected {
                             reason: format!("host message ({} bytes): {e}", payload.len()),
                         },
@@ -58,9 +82,32 @@ pub fn spawn_listener(mut port: File, channel: Arc<Mutex<Channel>>, state: LiveS
     });
 }
 
-/// Carries out `request` and says how it went.
-pub fn answer(request: &HostMessage, state: &LiveState) -> GuestMessage {
-    match *request {
+/// Hands a live session's request to the session; None when it took it
+/// (it answers), else the answer that there is none.
+fn to_session(call: LiveCall, state: &LiveState) -> Option<GuestMessage> {
+    let inbox = state.session.lock().unwrap_or_else(|p| p.into_inner());
+    let id = match &call {
+        LiveCall::Request { id, .. } | LiveCall::Shutdown { id } => *id,
+    };
+    match inbox.as_ref().map(|tx| tx.send(call)) {
+        Some(Ok(())) => None,
+        _ => Some(GuestMessage::Live {
+            id,
+            answer: ktstr_plan::live::LiveAnswer::Failed {
+                error: "no live session runs in this guest".into(),
+            },
+        }),
+    }
+}
+
+/// Carries out `request` and says how it went; None when a live session
+/// took it and answers it itself.
+pub fn answer(request: HostMessage, state: &LiveState) -> Option<GuestMessage> {
+    Some(match request {
+        HostMessage::Live { id, request } => {
+            return to_session(LiveCall::Request { id, request }, state)
+        }
+        HostMessage::Shutdown { id } => return to_session(LiveCall::Shutdown { id }, state),
         HostMessage::Ping { id } => GuestMessage::Ack {
             id,
             message: "pong".into(),
@@ -87,7 +134,7 @@ pub fn answer(request: &HostMessage, state: &LiveState) -> GuestMessage {
                 message: message.into(),
             }
         }
-    }
+    })
 }
 
 #[cfg(test)]
@@ -97,21 +144,56 @@ mod tests {
     #[test]
     fn requests_are_answered_with_their_id() {
         let state = LiveState::default();
-        let a = answer(&HostMessage::Ping { id: 7 }, &state);
+        let a = answer(HostMessage::Ping { id: 7 }, &state);
         assert_eq!(
             a,
-            GuestMessage::Ack {
+            Some(GuestMessage::Ack {
                 id: 7,
                 message: "pong".into()
-            }
+            })
         );
-        let idle = answer(&HostMessage::StopPlan { id: 8 }, &state);
+        let idle = answer(HostMessage::StopPlan { id: 8 }, &state);
         assert!(
-            matches!(idle, GuestMessage::Ack { id: 8, ref message } if message == "no plan is running")
+            matches!(idle, Some(GuestMessage::Ack { id: 8, ref message }) if message == "no plan is running")
         );
         assert!(!state.stop_plan.load(Ordering::SeqCst));
         state.plan_running.store(true, Ordering::SeqCst);
-        answer(&HostMessage::StopPlan { id: 9 }, &state);
+        answer(HostMessage::StopPlan { id: 9 }, &state);
         assert!(state.stop_plan.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn live_requests_go_to_the_session_or_are_refused_without_one() {
+        let state = LiveState::default();
+        let request = ktstr_plan::live::LiveRequest::Stats;
+        let refused = answer(
+            HostMessage::Live {
+                id: 4,
+                request: Box::new(request.clone()),
+            },
+            &state,
+        );
+        assert!(matches!(
+            refused,
+            Some(GuestMessage::Live {
+                id: 4,
+                answer: ktstr_plan::live::LiveAnswer::Failed { .. }
+            })
+        ));
+        let (tx, rx) = std::sync::mpsc::channel();
+        *state.session.lock().unwrap() = Some(tx);
+        assert_eq!(
+            answer(
+                HostMessage::Live {
+                    id: 5,
+                    request: Box::new(request)
+                },
+                &state
+            ),
+            None
+        );
+        assert!(matches!(rx.try_recv(), Ok(LiveCall::Request { id: 5, .. })));
+        assert_eq!(answer(HostMessage::Shutdown { id: 6 }, &state), None);
+        assert!(matches!(rx.try_recv(), Ok(LiveCall::Shutdown { id: 6 })));
     }
 }

@@ -96,6 +96,16 @@ fn run_job(spec: JobSpec, channel: &Arc<Mutex<Channel>>, live: &LiveState) -> Re
             };
             return crate::plan::run(job, channel, live);
         }
+        Job::Live {
+            topology,
+            schedulers,
+        } => {
+            let (tx, rx) = std::sync::mpsc::channel();
+            *live.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+            let served = crate::plan::live::serve(topology, schedulers, channel, rx);
+            *live.session.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            return served;
+        }
     };
     send(channel, &GuestMessage::Exit { code });
     Ok(())

@@ -12,10 +12,13 @@
 //! - [`thresholds`]: the one registry of threshold names, their rule and
 //!   defaults, and how the layers combine.
 //! - [`verdict`]: default checks, claims, and the outcome.
+//! - [`live`]: requests and answers of a live guest (the REPL) and the
+//!   [`live::LiveGuest`] interface between the engine and the run library.
 
 pub mod cgroup;
 pub mod claims;
 pub mod cpuset;
+pub mod live;
 pub mod plan;
 pub mod policy;
 pub mod results;

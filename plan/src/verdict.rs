@@ -75,6 +75,14 @@ pub const MIN_FAIRNESS_CPU_MS: f64 = 250.0;
 /// mid-run had less time, not a smaller share).
 pub const MAX_LIFE_DIFFERENCE: f64 = 0.10;
 
+/// The least share of their lives a cgroup's workers must have wanted a
+/// CPU (on one, or runnable and waiting: CPU time plus run delay over wall
+/// time, averaged) for their CPU-time shares to be compared. Workers that
+/// sleep by design (pipe or futex ping-pong, bursts) do not ask for equal
+/// CPU time: a pipe pair under emulation used it 59/41 with every wake-up
+/// on time.
+pub const MIN_CPU_DEMAND: f64 = 0.9;
+
 /// The verdict of a negative test (`expect_fail`, or a gauntlet cell that
 /// expects failure): a failure is what was wanted and passes, with the
 /// failure's reasons kept; a pass fails. Skip and Inconclusive stay.
@@ -224,6 +232,19 @@ fn fairness(
              (at least {MIN_FAIRNESS_CPU_MS:.0} ms needed)"
         )));
     }
+    let demand = workers
+        .iter()
+        .map(|w| (w.cpu_time_ms + w.run_delay_ms) / w.wall_ms.max(1.0))
+        .sum::<f64>()
+        / workers.len() as f64;
+    if demand < MIN_CPU_DEMAND {
+        return Some(Err(format!(
+            "cgroup {name}: fairness not judged, its workers sleep by design (they wanted a \
+             CPU {:.0} % of the time, at least {:.0} % needed)",
+            demand * 100.0,
+            MIN_CPU_DEMAND * 100.0
+        )));
+    }
     let spread_expr = MetricExpr::Metric {
         scope: Scope::Cgroup {
             name: name.to_string(),
@@ -302,11 +323,13 @@ mod tests {
         .expect("the test plan parses")
     }
 
+    /// A spinner: on a CPU for `cpu` ms of its 1,000, runnable the rest.
     fn worker(it: u64, gap: f64, cpu: f64, cpus: Vec<u32>) -> WorkerReport {
         WorkerReport {
             iterations: it,
             max_gap_ms: gap,
             cpu_time_ms: cpu,
+            run_delay_ms: 1000.0 - cpu,
             wall_ms: 1000.0,
             cpus_used: cpus,
             ..Default::default()
@@ -352,7 +375,7 @@ mod tests {
             );
         }
         let mut unfair = r.clone();
-        unfair.cgroups.get_mut("a").unwrap().workers[1].cpu_time_ms = 100.0;
+        unfair.cgroups.get_mut("a").unwrap().workers[1] = worker(100, 10.0, 100.0, vec![1]);
         let v = judge(&p, &t, &unfair, th.clone(), vec![]);
         assert!(
             v.reasons.iter().any(|x| x.contains("unfair")),
@@ -377,6 +400,25 @@ mod tests {
         let v = judge(&p, &t, &late, th.clone(), vec![]);
         assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
         assert!(v.notes[0].contains("ran 500 to 1000 ms"), "{:?}", v.notes);
+        // Nor are those of workers that sleep by design.
+        let mut sleepers = r.clone();
+        for (w, cpu) in sleepers
+            .cgroups
+            .get_mut("a")
+            .unwrap()
+            .workers
+            .iter_mut()
+            .zip([600.0, 300.0])
+        {
+            (w.cpu_time_ms, w.run_delay_ms) = (cpu, 20.0);
+        }
+        let v = judge(&p, &t, &sleepers, th.clone(), vec![]);
+        assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+        assert!(
+            v.notes[0].contains("sleep by design (they wanted a CPU 47 %"),
+            "{:?}",
+            v.notes
+        );
         let v = judge(&p, &t, &r, th, vec!["scheduler died".into()]);
         assert_eq!((v.outcome, v.outcome.exit_code()), (Outcome::Fail, 1));
         assert_eq!(Outcome::Inconclusive.exit_code(), 2);

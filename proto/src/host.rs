@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_HOST_FRAME_LEN: usize = 64 * 1024;
 
 /// One request from the host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum HostMessage {
     /// Are you there? Answered by `Ack { message: "pong" }`.
@@ -28,6 +28,19 @@ pub enum HostMessage {
         /// Echoed in the answer.
         id: u64,
     },
+    /// A live session's request (`Job::Live`). Answered by `Live`.
+    Live {
+        /// Echoed in the answer.
+        id: u64,
+        /// What to do.
+        request: Box<ktstr_plan::live::LiveRequest>,
+    },
+    /// End a live session: stop every worker and the scheduler, remove
+    /// the cgroups, power off. Answered by `Ack`, then `Done`.
+    Shutdown {
+        /// Echoed in the answer.
+        id: u64,
+    },
 }
 
 impl HostMessage {
@@ -36,7 +49,9 @@ impl HostMessage {
         match self {
             HostMessage::Ping { id }
             | HostMessage::Report { id }
-            | HostMessage::StopPlan { id } => *id,
+            | HostMessage::StopPlan { id }
+            | HostMessage::Live { id, .. }
+            | HostMessage::Shutdown { id } => *id,
         }
     }
 
@@ -61,6 +76,11 @@ mod tests {
             HostMessage::Ping { id: 1 },
             HostMessage::Report { id: 2 },
             HostMessage::StopPlan { id: 3 },
+            HostMessage::Live {
+                id: 4,
+                request: Box::new(ktstr_plan::live::LiveRequest::Dmesg { lines: 5 }),
+            },
+            HostMessage::Shutdown { id: 5 },
         ] {
             let back = HostMessage::from_payload(&m.to_payload()).unwrap();
             assert_eq!(back.id(), m.id());

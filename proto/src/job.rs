@@ -27,6 +27,16 @@ pub enum Job {
         /// The scheduler to start first; None runs the kernel's own.
         scheduler: Option<SchedulerLaunch>,
     },
+    /// A live session (the REPL): the agent carries out
+    /// [`crate::HostMessage::Live`] requests as they come until
+    /// [`crate::HostMessage::Shutdown`], and reports a scheduler that dies
+    /// on its own.
+    Live {
+        /// The topology the guest runs on (cpusets resolve against it).
+        topology: ktstr_topology::Topology,
+        /// The schedulers the session may start, by their binary's name.
+        schedulers: Vec<SchedulerLaunch>,
+    },
 }
 
 /// How the guest starts a sched_ext scheduler.

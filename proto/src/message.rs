@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message changes shape; the host refuses a guest agent
 /// that speaks another version. 2: typed Plan in the job, host messages
-/// and the guest's answers.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// and the guest's answers. 3: live sessions (`Job::Live`, `Live`
+/// requests and answers, `Shutdown`).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// What the guest saw once its filesystems were mounted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +103,13 @@ pub enum GuestMessage {
         id: u64,
         /// The report.
         report: Box<GuestReport>,
+    },
+    /// The answer to [`crate::HostMessage::Live`].
+    Live {
+        /// The request's id.
+        id: u64,
+        /// The answer.
+        answer: ktstr_plan::live::LiveAnswer,
     },
     /// A host frame or message the agent refused (corrupt, oversized,
     /// unknown); the agent carries on with the next one.

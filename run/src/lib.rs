@@ -13,6 +13,7 @@
 //!
 //! - [`job`]: one plan job ([`Runner`], [`JobRequest`], [`JobResult`]).
 //! - [`gauntlet`]: sweeps of many jobs from a manifest, in parallel.
+//! - [`live`]: a live session (`ktstr repl`): one VM serving requests.
 //! - [`vm`]: preparing any VM (initramfs, backend choice, guest agent).
 //! - [`requirements`]: a plan's kernel requirements against the kernel.
 //! - [`scheduler`]: the scheduler binary and how the guest launches it.
@@ -25,6 +26,7 @@ pub mod error;
 pub mod gauntlet;
 pub mod host;
 pub mod job;
+pub mod live;
 pub mod requirements;
 pub mod scheduler;
 pub mod sidecar;

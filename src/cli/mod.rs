@@ -11,6 +11,8 @@ mod guest;
 mod kernel;
 mod layout_view;
 mod progress;
+mod repl;
+mod repl_input;
 mod run;
 mod sched;
 mod scripts;
@@ -83,6 +85,9 @@ pub enum Command {
     Vm(vm::VmCommand),
     /// A busybox shell in a VM (interactive, or --exec CMD).
     Shell(shell::ShellArgs),
+    /// A live Rhai session in a booted VM: scenario functions run at once
+    /// (exit 1 if a statement failed).
+    Repl(repl::ReplArgs),
     /// The host's own CPU layout (same shape as `vm probe`).
     Topo(kernel::JsonArg),
     /// Benchmarks that print figures.
@@ -132,6 +137,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Defs(args) => scripts::defs(&args),
         Command::Vm(cmd) => vm::run(cmd, cli.kernels_toml.as_deref()),
         Command::Shell(args) => shell::run(args, cli.kernels_toml.as_deref()),
+        Command::Repl(args) => repl::run(args, manifests),
         Command::Topo(args) => topo::run(&args),
         Command::Bench(cmd) => bench::run(cmd, cli.kernels_toml.as_deref()),
         Command::Completions(args) => completions::run(&args),

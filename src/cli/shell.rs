@@ -159,7 +159,7 @@ impl Write for GatedStdout {
 }
 
 /// `HOST[:GUEST]` to a guest file; the host file must exist and be a file.
-fn parse_include(spec: &str) -> anyhow::Result<GuestFile> {
+pub(crate) fn parse_include(spec: &str) -> anyhow::Result<GuestFile> {
     let (host, guest) = match spec.split_once(':') {
         Some((h, g)) => (PathBuf::from(h), g.to_string()),
         None => {

@@ -326,7 +326,8 @@ fn record(c: &mut Collected, msg: &GuestMessage) {
         | GuestMessage::Scheduler { .. }
         | GuestMessage::Results { .. }
         | GuestMessage::Ack { .. }
-        | GuestMessage::Report { .. } => {}
+        | GuestMessage::Report { .. }
+        | GuestMessage::Live { .. } => {}
     }
 }
 

@@ -4,7 +4,7 @@
 
 mod cgroup;
 mod claims;
-mod def;
+pub(crate) mod def;
 mod scenario;
 mod steps;
 mod values;

@@ -93,6 +93,9 @@ pub fn eval_error(file: &str, e: &EvalAltResult, sigs: &Signatures) -> Diagnosti
             *pos,
             format!("the script ran more than {MAX_OPERATIONS} operations: an endless loop?"),
         ),
+        EvalAltResult::ErrorTerminated(why, pos) if why.to_string().starts_with("interrupted") => {
+            at(file, *pos, why.to_string())
+        }
         EvalAltResult::ErrorTerminated(limit, pos) => at(
             file,
             *pos,

@@ -2,12 +2,12 @@
 //! static call checks, evaluation under limits into a Plan, and Plan
 //! validation. Every problem is a [`Diagnostic`] with file, line, column.
 
-mod ast_check;
-mod engine;
-mod errors;
+pub(crate) mod ast_check;
+pub(crate) mod engine;
+pub(crate) mod errors;
 mod files;
 mod imports;
-mod signatures;
+pub(crate) mod signatures;
 mod validate;
 
 use std::path::Path;

@@ -32,6 +32,9 @@ pub struct Groups {
     topology: Topology,
     exe: PathBuf,
     parents: BTreeSet<String>,
+    /// Every cgroup keeps its workers in a leaf (a live session cannot
+    /// know which cgroups will get children).
+    all_parents: bool,
     groups: BTreeMap<String, Group>,
     /// Reports of workers already stopped (stop_cgroup, remove_cgroup).
     pub reports: Vec<WorkerReport>,
@@ -58,6 +61,21 @@ impl Groups {
             topology,
             exe,
             parents,
+            all_parents: false,
+            groups: BTreeMap::new(),
+            reports: Vec::new(),
+        })
+    }
+
+    /// An empty tree under `base` for a live session on `topology`: any
+    /// cgroup may get children later, so each keeps its workers in a leaf.
+    pub fn live(base: &Path, topology: Topology, exe: PathBuf) -> Result<Self> {
+        Ok(Groups {
+            tree: CgroupTree::create(base)?,
+            topology,
+            exe,
+            parents: BTreeSet::new(),
+            all_parents: true,
             groups: BTreeMap::new(),
             reports: Vec::new(),
         })
@@ -76,7 +94,11 @@ impl Groups {
     /// Creates a cgroup and its (gated) workers.
     pub fn add(&mut self, def: &CgroupDef) -> Result<()> {
         let chain = self.chain(def);
-        let procs = self.tree.add(&chain, self.parents.contains(&def.name))?;
+        if self.groups.contains_key(&def.name) {
+            return Err(AgentError::Plan(format!("cgroup `{}` exists", def.name)));
+        }
+        let has_children = self.all_parents || self.parents.contains(&def.name);
+        let procs = self.tree.add(&chain, has_children)?;
         let dir = self.tree.dir(&chain);
         if let Some(spec) = &def.cpuset {
             let cpus = spec.resolve(&self.topology).map_err(AgentError::Plan)?;
@@ -229,6 +251,54 @@ impl Groups {
         }
     }
 
+    /// Every worker's report so far: each running worker is asked at
+    /// once and waited on together for up to `wait`; stopped workers as
+    /// they ended.
+    pub fn reports_so_far(&mut self, wait: Duration) -> Vec<WorkerReport> {
+        let mut asked = Vec::new();
+        for (name, g) in &mut self.groups {
+            for w in &mut g.workers {
+                asked.push((name.clone(), w.ask_report()));
+            }
+        }
+        let deadline = std::time::Instant::now() + wait;
+        let mut reports = self.reports.clone();
+        let running = self.groups.values().flat_map(|g| g.workers.iter());
+        for ((name, token), w) in asked.into_iter().zip(running) {
+            let report = token.and_then(|t| w.report_so_far(t, deadline));
+            let mut r = report.unwrap_or_else(|| WorkerReport {
+                cgroup: name.clone(),
+                pid: w.pid(),
+                error: Some(format!("no report within {wait:?}")),
+                ..WorkerReport::default()
+            });
+            r.cgroup = name;
+            reports.push(r);
+        }
+        reports
+    }
+
+    /// Where each cgroup's workers may run and are running now.
+    pub fn placement(&self) -> Vec<ktstr_plan::live::Placement> {
+        self.groups
+            .iter()
+            .map(|(name, g)| {
+                let mut cpus_now: Vec<u32> =
+                    g.workers.iter().flat_map(|w| task_cpus(w.pid())).collect();
+                cpus_now.sort_unstable();
+                cpus_now.dedup();
+                ktstr_plan::live::Placement {
+                    cgroup: name.clone(),
+                    allowed: std::fs::read_to_string(g.dir.join("cpuset.cpus.effective"))
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                    cpus_now,
+                }
+            })
+            .collect()
+    }
+
     /// Stops every worker, removes the tree, returns every report.
     pub fn finish(mut self) -> Vec<WorkerReport> {
         let all: Vec<(String, Worker)> = self
@@ -245,6 +315,22 @@ impl Groups {
         self.tree.remove();
         reports
     }
+}
+
+/// The CPUs the threads of process `pid` last ran on (`processor`, the
+/// 39th field of `/proc/PID/task/TID/stat`).
+fn task_cpus(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let after_comm = &stat[stat.rfind(')')? + 1..];
+            after_comm.split_whitespace().nth(36)?.parse().ok()
+        })
+        .collect()
 }
 
 /// The error for an op on a cgroup the plan does not have (now).

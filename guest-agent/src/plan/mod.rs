@@ -3,6 +3,7 @@
 //! scheduler, stop everything and report every worker's telemetry.
 
 pub mod groups;
+pub mod live;
 pub mod schedule;
 pub mod scheduler;
 
@@ -22,7 +23,7 @@ use groups::Groups;
 use scheduler::RunningScheduler;
 
 /// Where the cgroup v2 hierarchy is mounted in the guest.
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+pub(crate) const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 struct Reporter<'a> {
     channel: &'a Arc<Mutex<Channel>>,
@@ -144,7 +145,7 @@ fn run_plan(job: PlanJob, channel: &Arc<Mutex<Channel>>, stop: &AtomicBool) -> R
 
 /// Makes every worker's progress times relative to the run's start
 /// (`t0_mono_ms` on the guest's monotonic clock), dropping earlier points.
-fn rebase_progress(workers: &mut [WorkerReport], t0_mono_ms: f64) {
+pub(crate) fn rebase_progress(workers: &mut [WorkerReport], t0_mono_ms: f64) {
     for w in workers {
         w.progress.retain(|p| p.at_ms >= t0_mono_ms);
         for p in &mut w.progress {

@@ -38,12 +38,27 @@ fn log_tail() -> String {
 
 /// Kernel log lines about sched_ext (the exit reason lives there).
 pub fn kernel_lines() -> String {
+    let lines: Vec<String> = kmsg()
+        .into_iter()
+        .filter(|t| t.contains("sched_ext") || t.contains("scx_"))
+        .collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// The last `n` lines of the kernel log.
+pub fn dmesg(n: usize) -> String {
+    let lines = kmsg();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Every record of the kernel log's buffer, as text.
+fn kmsg() -> Vec<String> {
     let Ok(mut kmsg) = fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NONBLOCK)
         .open("/dev/kmsg")
     else {
-        return String::new();
+        return Vec::new();
     };
     let mut lines = Vec::new();
     let mut buf = vec![0u8; 8192];
@@ -53,11 +68,14 @@ pub fn kernel_lines() -> String {
         }
         let rec = String::from_utf8_lossy(&buf[..n]);
         let text = rec.split_once(';').map_or(rec.as_ref(), |(_, t)| t).trim();
-        if text.contains("sched_ext") || text.contains("scx_") {
-            lines.push(text.to_string());
-        }
+        lines.push(text.to_string());
     }
-    lines[lines.len().saturating_sub(20)..].join("\n")
+    lines
+}
+
+/// `/sys/kernel/sched_ext/state` and `root/ops` (empty when absent).
+pub fn state_and_ops() -> (String, String) {
+    (read_trim(STATE), read_trim(OPS))
 }
 
 /// kthreadd pinned to one CPU, its former affinity restored on drop: the

@@ -1,6 +1,9 @@
 //! A worker's telemetry: progress points (gaps, CPUs, migrations), wake
 //! latency samples, CPU time and run delay.
 
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ktstr_proto::WorkerReport;
@@ -27,6 +30,29 @@ pub struct Probe {
     max_gap_cpu: u32,
     wake_us: Vec<u32>,
     wake_seen: u64,
+    on_demand: Option<OnDemand>,
+}
+
+/// Reports on demand: when `flag` is set, the next progress point writes
+/// the report so far as one JSON line to `out` and clears it.
+pub struct OnDemand {
+    /// Set by whoever wants a report (the worker's stdin watcher).
+    pub flag: Arc<AtomicBool>,
+    /// The worker's cgroup, for the report.
+    pub cgroup: String,
+    /// The worker's index, for the report.
+    pub index: u32,
+    /// Where reports go (the worker's stdout).
+    pub out: Box<dyn Write + Send>,
+}
+
+impl std::fmt::Debug for OnDemand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnDemand")
+            .field("cgroup", &self.cgroup)
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The CPU the calling thread runs on.
@@ -57,7 +83,34 @@ impl Probe {
             max_gap_cpu: cpu,
             wake_us: Vec::new(),
             wake_seen: 0,
+            on_demand: None,
         }
+    }
+
+    /// Writes a report whenever `on_demand.flag` is set (checked at every
+    /// progress point).
+    pub fn report_on_demand(&mut self, on_demand: OnDemand) {
+        self.on_demand = Some(on_demand);
+    }
+
+    /// Writes the report so far if one was asked for.
+    fn answer_demand(&mut self) {
+        let asked = self
+            .on_demand
+            .as_ref()
+            .is_some_and(|d| d.flag.load(Ordering::Relaxed));
+        if !asked {
+            return;
+        }
+        let Some(mut d) = self.on_demand.take() else {
+            return;
+        };
+        d.flag.store(false, Ordering::Relaxed);
+        let mut line = serde_json::to_vec(&self.report(&d.cgroup, d.index)).unwrap_or_default();
+        line.push(b'\n');
+        // A closed stdout means the agent is gone; the stop follows.
+        let _ = d.out.write_all(&line).and_then(|_| d.out.flush());
+        self.on_demand = Some(d);
     }
 
     /// One unit of work done: checks the clock and the CPU.
@@ -78,6 +131,7 @@ impl Probe {
         }
         self.last = now;
         self.last_cpu = cpu;
+        self.answer_demand();
         self.series
             .advance(self.mono_ms(now - self.start), self.iterations);
         self.iterations += 1;
@@ -98,20 +152,27 @@ impl Probe {
     }
 
     /// The report, with CPU time and run delay read now.
-    pub fn finish(mut self, cgroup: &str, index: u32) -> WorkerReport {
+    pub fn finish(self, cgroup: &str, index: u32) -> WorkerReport {
+        self.report(cgroup, index)
+    }
+
+    /// The report so far, the probe going on (a live session's `stats()`).
+    pub fn report(&self, cgroup: &str, index: u32) -> WorkerReport {
         let wall = self.start.elapsed();
         let end_mono_ms = self.mono_ms(wall);
-        let progress = self.series.finish(end_mono_ms, self.iterations);
+        let progress = self.series.clone().finish(end_mono_ms, self.iterations);
         let cpu_ms = process_cpu_ms();
         let thread_cpu_ms = thread_cpu_ms();
-        self.cpus.sort_unstable();
-        self.wake_us.sort_unstable();
+        let mut cpus = self.cpus.clone();
+        cpus.sort_unstable();
+        let mut wake_us = self.wake_us.clone();
+        wake_us.sort_unstable();
         let pct = |p: f64| -> f64 {
-            if self.wake_us.is_empty() {
+            if wake_us.is_empty() {
                 return 0.0;
             }
-            let i = ((self.wake_us.len() - 1) as f64 * p).round() as usize;
-            f64::from(self.wake_us[i])
+            let i = ((wake_us.len() - 1) as f64 * p).round() as usize;
+            f64::from(wake_us[i])
         };
         WorkerReport {
             cgroup: cgroup.to_string(),
@@ -122,14 +183,14 @@ impl Probe {
             wall_ms: ms(wall),
             off_cpu_ms: (ms(wall) - thread_cpu_ms).max(0.0),
             migrations: self.migrations,
-            cpus_used: self.cpus,
+            cpus_used: cpus,
             max_gap_ms: ms(self.max_gap),
             max_gap_at_ms: ms(self.max_gap_at),
             max_gap_cpu: self.max_gap_cpu,
             wake_samples: self.wake_seen,
             wake_p50_us: pct(0.50),
             wake_p99_us: pct(0.99),
-            wake_max_us: self.wake_us.last().copied().map_or(0.0, f64::from),
+            wake_max_us: wake_us.last().copied().map_or(0.0, f64::from),
             run_delay_ms: run_delay_ms(),
             progress,
             error: None,

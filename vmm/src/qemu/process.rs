@@ -23,13 +23,16 @@ pub(super) struct QemuProcess {
 
 impl QemuProcess {
     /// Starts `binary args...` with piped stdio (stdin/stdout are the guest
-    /// console). The child gets SIGKILL if this process dies.
+    /// console). The child gets SIGKILL if this process dies, and a
+    /// process group of its own: Ctrl-C at the terminal reaches ktstr
+    /// (which decides what it stops: a REPL keeps its VM), never QEMU.
     pub fn spawn(binary: &Path, args: &[String]) -> Result<Self, VmError> {
         let mut cmd = Command::new(binary);
         cmd.args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         // SAFETY: the closure runs between fork and exec and only calls
         // prctl, which is async-signal-safe; it touches no parent memory.
         unsafe {
