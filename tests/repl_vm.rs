@@ -78,6 +78,7 @@ sched_state().state
 stat("a")
 stats().b.iterations > 0
 sh("nproc")
+let big = "echo "; big.pad(65530, "x"); sh(big)
 dmesg(3).len() > 0
 remove_cgroup("b")
 stats().b.workers
@@ -124,6 +125,11 @@ exit()
     );
     assert_eq!(answer(&out, "stats().b.iterations > 0")["value"], true);
     assert_eq!(answer(&out, "sh(\"nproc\")")["value"], "2\n");
+    // A request over the guest's frame limit is refused on the host at
+    // once, and the session goes on.
+    let big = answer(&out, "let big = \"echo \"; big.pad(65530, \"x\"); sh(big)");
+    let why = big["error"]["message"].as_str().unwrap();
+    assert!(why.contains("the guest takes at most 65536"), "{big}");
     assert_eq!(answer(&out, "dmesg(3).len() > 0")["value"], true);
     // A removed cgroup's stopped workers still count.
     assert_eq!(answer(&out, "stats().b.workers")["value"], 1.0);
@@ -132,7 +138,7 @@ exit()
         "claim(results().cgroup(\"a\").iterations, at_least(1));",
     )["notes"];
     assert!(claim[0].as_str().unwrap().starts_with("PASS"), "{claim}");
-    assert_eq!(code, Some(1), "one statement failed");
+    assert_eq!(code, Some(1), "statements failed");
     env.assert_no_leftovers();
 
     // The saved session checks and replays: the same cgroups run.

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use ktstr_kernel::{BootKernel, Observer};
 use ktstr_plan::live::{LiveAnswer, LiveGuest, LiveRequest, Notice};
 use ktstr_plan::SchedulerSpec;
-use ktstr_proto::{GuestMessage, GuestReport, HostMessage, Job, JobSpec, PROTOCOL_VERSION};
+use ktstr_proto::{
+    GuestMessage, GuestReport, HostMessage, Job, JobSpec, MAX_HOST_FRAME_LEN, PROTOCOL_VERSION,
+};
 use ktstr_topology::Topology;
 use ktstr_vmm::initramfs::GuestFile;
 use ktstr_vmm::probe::BackendChoice;
@@ -279,6 +281,10 @@ impl LiveSession {
                 message: "the guest agent reported an error".into(),
                 detail: message,
             }),
+            GuestMessage::Rejected { reason } => self.notices.push(Notice {
+                message: "the guest agent refused a frame".into(),
+                detail: reason,
+            }),
             _ => {}
         }
     }
@@ -324,16 +330,25 @@ impl LiveGuest for LiveSession {
         let id = self.next_id;
         self.next_id += 1;
         let deadline = Instant::now() + self.timeout_for(&request);
-        if !self.sender.send(HostMessage::Live {
+        let message = HostMessage::Live {
             id,
             request: Box::new(request),
-        }) {
+        };
+        // The guest refuses frames over its limit: say so here, at once.
+        let size = message.to_payload().len();
+        if size > MAX_HOST_FRAME_LEN {
+            return Err(format!(
+                "the request is {size} bytes; the guest takes at most {MAX_HOST_FRAME_LEN}"
+            ));
+        }
+        if !self.sender.send(message) {
             return Err("the VM is gone".to_string());
         }
         loop {
             match self.next_message(deadline)? {
                 GuestMessage::Live { id: got, answer } if got == id => return Ok(answer),
                 GuestMessage::Live { .. } => {} // an interrupted request's late answer
+
                 other => self.note(other),
             }
         }
