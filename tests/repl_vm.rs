@@ -242,3 +242,26 @@ fn a_script_runs_live_and_exit_stops_after_it() {
     assert_eq!(out.len(), 2, "--exit stops after the script: {out:#?}");
     env.assert_no_leftovers();
 }
+
+#[test]
+fn a_guest_that_dies_mid_session_is_reported_and_nothing_is_left() {
+    let Some(env) = VmEnv::new() else { return };
+    let inputs = "let a = cgroup(\"a\", 1, spin_wait());\n\
+                  sh(\"echo c > /proc/sysrq-trigger\")\n\
+                  stats()\n\
+                  1 + 1\n";
+    let (out, code, _) = repl(&env, inputs);
+    assert_eq!(code, Some(1), "{out:#?}");
+    let panic = answer(&out, "sh(\"echo c > /proc/sysrq-trigger\")");
+    let why = panic["error"]["message"].as_str().unwrap();
+    assert!(
+        why.contains("kernel panic") && why.contains("sysrq"),
+        "{panic}"
+    );
+    let after = answer(&out, "stats()")["error"]["message"]
+        .as_str()
+        .unwrap();
+    assert!(after.contains("start a new `ktstr repl`"), "{after}");
+    assert_eq!(answer(&out, "1 + 1")["value"], 2);
+    env.assert_no_leftovers();
+}

@@ -243,18 +243,7 @@ impl LiveSession {
     /// How the VM ended, once its thread is gone.
     fn vm_end(&mut self) -> String {
         match self.vm.take().map(JoinHandle::join) {
-            Some(Ok(Ok(o))) => format!(
-                "the VM ended ({:?}): {}",
-                o.end,
-                o.console_tail
-                    .iter()
-                    .rev()
-                    .take(5)
-                    .rev()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            ),
+            Some(Ok(Ok(o))) => format!("the VM ended: {}", o.headline()),
             Some(Ok(Err(e))) => format!("the VM failed: {e}"),
             _ => "the VM is gone".to_string(),
         }
@@ -327,6 +316,9 @@ impl Drop for LiveSession {
 
 impl LiveGuest for LiveSession {
     fn call(&mut self, request: LiveRequest) -> Result<LiveAnswer, String> {
+        if let Some(why) = &self.ended {
+            return Err(format!("{why} (start a new `ktstr repl`)"));
+        }
         let id = self.next_id;
         self.next_id += 1;
         let deadline = Instant::now() + self.timeout_for(&request);
