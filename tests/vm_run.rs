@@ -215,34 +215,53 @@ fn scx_bpfland_installs_from_crates_io_and_passes_a_steady_run() {
     assert_eq!(s.telemetry.scheduler[0].state, "attached");
 }
 
+/// scx_qmap's injected faults: the verdict's first line is the kernel's
+/// exit kind and message; the whole dump stays in the sidecar.
 #[test]
-fn qmap_stalls_are_caught_with_the_watchdogs_reason() {
-    let Some(env) = VmEnv::new() else { return };
-    let (code, out, _) = ktstr_run(&env, &["examples/qmap_stall.rhai", "--duration", "8"]);
-    assert_eq!(code, Some(1), "{out}");
-    assert!(out.starts_with("FAIL ["), "{out}");
-    assert!(out.contains("runnable task stall"), "{out}");
-}
-
-#[test]
-fn qmap_error_injection_is_scheduler_death_with_its_message() {
-    let Some(env) = VmEnv::new() else { return };
-    let (code, out, _) = ktstr_run(
-        &env,
-        &[
-            "scenarios/basic/two_cgroups.rhai",
-            "--duration",
-            "6",
-            "--scheduler",
-            "scx_qmap",
-            "--sched-arg=-e",
-            "--sched-arg=500",
-        ],
-    );
-    assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("scheduler exited"), "{out}");
-    assert!(out.contains("scx_bpf_error"), "{out}");
-    assert!(out.contains("test triggering error"), "{out}");
+fn qmap_faults_are_headlined_by_the_kernels_exit_kind_and_message() {
+    let faults = [
+        ("-t", "2", "runnable task stall ("),
+        (
+            "-T",
+            "2",
+            "runnable task stall (watchdog failed to check in",
+        ),
+        ("-l", "100", "runnable task stall ("),
+        ("-e", "500", "scx_bpf_error (test triggering error)"),
+    ];
+    for (flag, value, want) in faults {
+        let Some(env) = VmEnv::new() else { return };
+        let (flag, value) = (
+            format!("--sched-arg={flag}"),
+            format!("--sched-arg={value}"),
+        );
+        let (code, out, s) = ktstr_run(
+            &env,
+            &[
+                "scenarios/basic/two_cgroups.rhai",
+                "--duration",
+                "8",
+                "--scheduler",
+                "scx_qmap",
+                &flag,
+                &value,
+            ],
+        );
+        assert_eq!(code, Some(1), "{flag} {value}: {out}");
+        let s = s.expect("a sidecar");
+        let first = s.verdict.reasons[0].lines().next().unwrap_or("");
+        assert!(
+            // `failed` when the stall came before the agent saw it attach.
+            (first.starts_with("scheduler exited: ") || first.starts_with("scheduler failed: "))
+                && first.contains(want),
+            "{flag} {value}: first line `{first}`, wanted `{want}`:\n{out}"
+        );
+        let dump = &s.telemetry.scheduler.last().unwrap().detail;
+        assert!(
+            dump.len() > 3 * first.len(),
+            "{flag} {value}: the dump is kept: {dump}"
+        );
+    }
 }
 
 #[test]

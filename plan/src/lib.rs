@@ -12,6 +12,8 @@
 //! - [`thresholds`]: the one registry of threshold names, their rule and
 //!   defaults, and how the layers combine.
 //! - [`verdict`]: default checks, claims, and the outcome.
+//! - [`sched_exit`]: why a scheduler ended, in one line (the kernel's exit
+//!   kind and message, a verifier rejection).
 //! - [`live`]: requests and answers of a live guest (the REPL) and the
 //!   [`live::LiveGuest`] interface between the engine and the run library.
 
@@ -22,6 +24,7 @@ pub mod live;
 pub mod plan;
 pub mod policy;
 pub mod results;
+pub mod sched_exit;
 pub mod series;
 pub mod steps;
 pub mod thresholds;

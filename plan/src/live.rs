@@ -136,20 +136,6 @@ pub struct Notice {
     pub detail: String,
 }
 
-/// One line saying why a scheduler ended, from its exit detail (its own
-/// output's `EXIT: ...` line, else the kernel's `... disabled (reason)`,
-/// else the detail's first line).
-pub fn exit_summary(detail: &str) -> String {
-    let lines = || detail.lines().map(str::trim);
-    if let Some(l) = lines().find_map(|l| l.strip_prefix("EXIT: ")) {
-        return l.to_string();
-    }
-    if let Some(l) = lines().find(|l| l.contains(" disabled (")) {
-        return l.to_string();
-    }
-    lines().find(|l| !l.is_empty()).unwrap_or("").to_string()
-}
-
 /// A guest that carries out live requests: a booted VM on the host (the
 /// run library's session), or a fake in tests.
 pub trait LiveGuest: Send {
@@ -186,17 +172,5 @@ mod tests {
         let back: LiveAnswer = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
         assert_eq!(back, a);
         assert!(serde_json::from_str::<LiveRequest>(r#"{"request":"reboot"}"#).is_err());
-    }
-
-    #[test]
-    fn exit_summaries_pick_the_reason() {
-        let qmap = "scheduler qmap was detached\n\n  R init[1]\nEXIT: runnable task stall (scx_qmap[42] failed to run for 5.1s)\n";
-        assert_eq!(
-            exit_summary(qmap),
-            "runnable task stall (scx_qmap[42] failed to run for 5.1s)"
-        );
-        let kernel = "scheduler simple exited (signal 9)\nsched_ext: BPF scheduler \"simple\" disabled (unregistered from user space)";
-        assert!(exit_summary(kernel).ends_with("disabled (unregistered from user space)"));
-        assert_eq!(exit_summary("\nfirst\nsecond"), "first");
     }
 }

@@ -64,9 +64,16 @@ impl Telemetry {
     /// results at all.
     pub fn failures(&self, o: &VmOutcome) -> Vec<String> {
         let mut v = Vec::new();
+        // The kernel's reason leads; the whole detail (output tail, the
+        // kernel's dump) stays in the sidecar's telemetry.
         for s in &self.scheduler {
             if s.state != "attached" {
-                v.push(format!("scheduler {}: {}", s.state, s.detail.trim()));
+                let why = ktstr_plan::sched_exit::headline(&s.detail);
+                let first = s.detail.lines().map(str::trim).find(|l| !l.is_empty());
+                v.push(match first.filter(|f| *f != why) {
+                    Some(f) => format!("scheduler {}: {why}\n  ({f})", s.state),
+                    None => format!("scheduler {}: {why}", s.state),
+                });
             }
         }
         let attached = self.scheduler.iter().all(|s| s.state == "attached");

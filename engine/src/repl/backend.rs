@@ -78,7 +78,7 @@ impl LiveBackend {
     /// Turns what the guest reported on its own into notes.
     pub fn collect_notices(&mut self) {
         for n in self.guest.notices() {
-            let summary = ktstr_plan::live::exit_summary(&n.detail);
+            let summary = ktstr_plan::sched_exit::headline(&n.detail);
             if n.message.contains("scheduler") {
                 self.record.scheduler_ended(&summary);
                 self.notes.push(format!(

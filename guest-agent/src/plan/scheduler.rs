@@ -29,11 +29,20 @@ fn read_trim(path: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The last lines of the scheduler's output.
+/// The last lines of the scheduler's output, after the lines where
+/// libbpf names a program the kernel refused (the verifier's log between
+/// them can run to thousands of lines).
 fn log_tail() -> String {
     let text = fs::read_to_string(LOG).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
+    let mut out: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.contains("BPF program load failed"))
+        .take(4)
+        .collect();
+    out.extend(&lines[lines.len().saturating_sub(20)..]);
+    out.join("\n")
 }
 
 /// Kernel log lines about sched_ext (the exit reason lives there).
