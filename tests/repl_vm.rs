@@ -219,12 +219,15 @@ fn a_script_runs_live_and_exit_stops_after_it() {
     )
     .unwrap();
     let file = file.to_str().unwrap();
+    let console = keep.path().join("console.log");
     let mut cmd = env.ktstr(&[
         "repl",
         "--json",
         "--backend",
         "qemu-tcg",
         "--exit",
+        "--console-log",
+        console.to_str().unwrap(),
         "--script",
         file,
     ]);
@@ -240,6 +243,11 @@ fn a_script_runs_live_and_exit_stops_after_it() {
     assert!(notes.contains(&"scx_simple attached"), "{notes:?}");
     assert!(notes.iter().any(|n| n.starts_with("PASS")), "{notes:?}");
     assert_eq!(out.len(), 2, "--exit stops after the script: {out:#?}");
+    let log = std::fs::read_to_string(&console).unwrap();
+    assert!(
+        log.contains("Linux version"),
+        "--console-log keeps the console: {log}"
+    );
     env.assert_no_leftovers();
 }
 

@@ -56,6 +56,9 @@ pub struct LiveSessionRequest {
     pub files: Vec<GuestFile>,
     /// How long the VM may live.
     pub lifetime: Duration,
+    /// Keep the console log here (None: in the VM's scratch directory,
+    /// removed with it).
+    pub console_log: Option<std::path::PathBuf>,
 }
 
 /// What a live session takes from the host: settings and where things are.
@@ -123,7 +126,7 @@ impl LiveSession {
             backend: req.backend,
             memory_mb: req.memory_mb,
             append: req.append.clone(),
-            console_log: None,
+            console_log: req.console_log.clone(),
             timeout: req.lifetime,
         };
         let prepared = vm::prepare(&vm_req, &req.kernel, job, payload, &host.layout, observer)?;

@@ -86,6 +86,7 @@ pub fn run(args: ReplArgs, manifests: super::Manifests) -> anyhow::Result<ExitCo
             .collect(),
         files,
         lifetime: Duration::from_secs(args.timeout.unwrap_or(super::MAX_TIMEOUT_S)),
+        console_log: args.vm.console_log.clone(),
     };
     let interrupt = signals()?;
     errln!("ktstr repl: booting {}...", args.vm.topology);
