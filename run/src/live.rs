@@ -33,6 +33,11 @@ use crate::vm::{self, Payload, VmRequest};
 
 /// How long a plain request may take to be answered.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most channel bytes a live VM may send in its life. A job's VM gets
+/// 256 MiB; a session asks for stats again and again (each answer carries
+/// every worker's progress series), so its limit is far higher: frames
+/// stay bounded one by one, and the session reads them as they come.
+pub const LIVE_CHANNEL_LIMIT: usize = 64 << 30;
 /// How long the guest may take to shut down after `Shutdown`.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -136,6 +141,7 @@ impl LiveSession {
         let mut io = SessionIo::logged(prepared.console_log.clone());
         let cancel = Arc::clone(&io.cancel);
         io.to_guest = Some(queue);
+        io.channel_limit = LIVE_CHANNEL_LIMIT;
         let (tx, inbox) = mpsc::channel();
         let vm = std::thread::spawn(move || {
             prepared.run(io, &mut |m| {

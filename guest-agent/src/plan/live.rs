@@ -209,8 +209,12 @@ impl Session {
                 Ok(format!("{name} attached"))
             }
             Err(e) => {
-                self.last_exit = Some(e.to_string());
-                Err(e.to_string())
+                // The kernel's reason leads; `sched_state().last_exit` keeps
+                // the whole detail.
+                let detail = e.to_string();
+                let why = ktstr_plan::sched_exit::headline(&detail);
+                self.last_exit = Some(detail);
+                Err(format!("{name} did not stay attached: {why}"))
             }
         }
     }
