@@ -14,11 +14,10 @@ use crate::error::{AgentError, Result};
 /// `PATH` for everything the agent starts.
 pub const GUEST_PATH: &str = "/bin:/sbin:/usr/bin:/usr/sbin";
 
-/// Runs `command` under `/bin/sh -c`, sending its stdout and stderr as
-/// [`GuestMessage::Output`] chunks; returns its exit code (128 + signal
-/// when a signal killed it).
-pub fn run_command(command: &str, channel: &Arc<Mutex<Channel>>) -> Result<i32> {
-    let mut child = Command::new("/bin/sh")
+/// Starts `command` under `/bin/sh -c` with the guest's PATH, no stdin,
+/// and stdout and stderr piped.
+fn shell(command: &str) -> Result<std::process::Child> {
+    Command::new("/bin/sh")
         .arg("-c")
         .arg(command)
         .env("PATH", GUEST_PATH)
@@ -27,7 +26,14 @@ pub fn run_command(command: &str, channel: &Arc<Mutex<Channel>>) -> Result<i32> 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| AgentError::start("/bin/sh", e))?;
+        .map_err(|e| AgentError::start("/bin/sh", e))
+}
+
+/// Runs `command` under `/bin/sh -c`, sending its stdout and stderr as
+/// [`GuestMessage::Output`] chunks; returns its exit code (128 + signal
+/// when a signal killed it).
+pub fn run_command(command: &str, channel: &Arc<Mutex<Channel>>) -> Result<i32> {
+    let mut child = shell(command)?;
     let pumps = [
         pump(child.stdout.take(), OutputStream::Stdout, channel),
         pump(child.stderr.take(), OutputStream::Stderr, channel),
@@ -85,16 +91,7 @@ pub struct Captured {
 /// cut to `limit` bytes (the rest is read and dropped); killed after
 /// `timeout`.
 pub fn capture(command: &str, timeout: std::time::Duration, limit: usize) -> Result<Captured> {
-    let mut child = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(command)
-        .env("PATH", GUEST_PATH)
-        .env("HOME", "/tmp")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| AgentError::start("/bin/sh", e))?;
+    let mut child = shell(command)?;
     let out = collect(child.stdout.take(), limit);
     let err = collect(child.stderr.take(), limit);
     let deadline = std::time::Instant::now() + timeout;

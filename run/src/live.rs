@@ -54,9 +54,9 @@ pub struct LiveSessionRequest {
     pub memory_mb: Option<u32>,
     /// Extra kernel command-line arguments.
     pub append: String,
-    /// Schedulers the session may start; empty: every sample scheduler
-    /// of the kernel's cache entry.
-    pub schedulers: Vec<SchedulerSpec>,
+    /// Schedulers the session may start, by name; empty: every sample
+    /// scheduler of the kernel's cache entry.
+    pub schedulers: Vec<String>,
     /// Extra files for the guest.
     pub files: Vec<GuestFile>,
     /// How long the VM may live.
@@ -380,27 +380,19 @@ fn schedulers(
     host: &LiveHost,
     req: &LiveSessionRequest,
 ) -> Result<(Vec<GuestFile>, Vec<ktstr_proto::SchedulerLaunch>), RunError> {
-    let specs: Vec<SchedulerSpec> = if req.schedulers.is_empty() {
-        match &req.kernel {
-            BootKernel::Entry(e) => e
-                .manifest
-                .schedulers
-                .iter()
-                .map(|name| SchedulerSpec {
-                    name: name.clone(),
-                    args: Vec::new(),
-                    at: Default::default(),
-                })
-                .collect(),
-            BootKernel::Image { .. } => Vec::new(),
-        }
-    } else {
-        req.schedulers.clone()
+    let names: Vec<String> = match (&req.kernel, req.schedulers.is_empty()) {
+        (BootKernel::Entry(e), true) => e.manifest.schedulers.clone(),
+        _ => req.schedulers.clone(),
     };
+    let specs = names.into_iter().map(|name| SchedulerSpec {
+        name,
+        args: Vec::new(),
+        at: Default::default(),
+    });
     let mut files = Vec::new();
     let mut launches = Vec::new();
-    for s in &specs {
-        let (f, l) = crate::scheduler::resolve(s, &req.kernel, &host.registry, None, req.topology)
+    for s in specs {
+        let (f, l) = crate::scheduler::resolve(&s, &req.kernel, &host.registry, None, req.topology)
             .map_err(RunError::Missing)?;
         files.push(f);
         launches.push(l);

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ktstr_engine::repl::{Repl, ReplError, Reply};
 use ktstr_plan::live::LiveGuest;
-use ktstr_plan::SchedulerSpec;
 use ktstr_run::live::{LiveHost, LiveSession, LiveSessionRequest};
 
 use super::guest::VmArgs;
@@ -75,15 +74,7 @@ pub fn run(args: ReplArgs, manifests: super::Manifests) -> anyhow::Result<ExitCo
         backend: args.vm.backend,
         memory_mb: args.vm.memory_mb,
         append: args.vm.append.clone(),
-        schedulers: args
-            .scheduler
-            .iter()
-            .map(|name| SchedulerSpec {
-                name: name.clone(),
-                args: Vec::new(),
-                at: Default::default(),
-            })
-            .collect(),
+        schedulers: args.scheduler.clone(),
         files,
         lifetime: Duration::from_secs(args.timeout.unwrap_or(super::MAX_TIMEOUT_S)),
         console_log: args.vm.console_log.clone(),

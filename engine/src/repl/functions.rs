@@ -63,14 +63,13 @@ fn register_stats(engine: &mut Engine, b: &Shared) {
 
 fn one(b: &Shared, name: &str) -> RhaiResult<Map> {
     let snap = lock(b).snapshot()?;
-    let all = values::all_stats(&snap);
-    match all
-        .get(name)
-        .and_then(|v| v.read_lock::<Map>().map(|m| m.clone()))
-    {
-        Some(m) => Ok(m),
-        None => fail(format!("no cgroup `{name}` has run in this session")),
+    let known = snap.workers.iter().any(|w| w.cgroup == name)
+        || snap.placement.iter().any(|p| p.cgroup == name);
+    if !known {
+        return fail(format!("no cgroup `{name}` has run in this session"));
     }
+    let results = ktstr_plan::results::RunResults::from_reports(&snap.workers);
+    Ok(values::cgroup_stats(&snap, &results, name))
 }
 
 fn register_scheduler(engine: &mut Engine, b: &Shared) {

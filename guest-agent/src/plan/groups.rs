@@ -56,26 +56,28 @@ impl Groups {
                 }
             }
         }
-        Ok(Groups {
-            tree: CgroupTree::create(base)?,
-            topology,
-            exe,
-            parents,
-            all_parents: false,
-            groups: BTreeMap::new(),
-            reports: Vec::new(),
-        })
+        Self::empty(base, topology, exe, parents, false)
     }
 
     /// An empty tree under `base` for a live session on `topology`: any
     /// cgroup may get children later, so each keeps its workers in a leaf.
     pub fn live(base: &Path, topology: Topology, exe: PathBuf) -> Result<Self> {
+        Self::empty(base, topology, exe, BTreeSet::new(), true)
+    }
+
+    fn empty(
+        base: &Path,
+        topology: Topology,
+        exe: PathBuf,
+        parents: BTreeSet<String>,
+        all_parents: bool,
+    ) -> Result<Self> {
         Ok(Groups {
             tree: CgroupTree::create(base)?,
             topology,
             exe,
-            parents: BTreeSet::new(),
-            all_parents: true,
+            parents,
+            all_parents,
             groups: BTreeMap::new(),
             reports: Vec::new(),
         })

@@ -261,20 +261,23 @@ impl Worker {
     /// answers at its next one. When it has not answered by then, the last
     /// report it wrote (None if none).
     pub fn report_so_far(&self, asked: u64, deadline: Instant) -> Option<WorkerReport> {
-        let (lock, cv) = &*self.lines;
-        let mut l = lock.lock().unwrap_or_else(|p| p.into_inner());
-        while l.count == asked && !l.eof {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            l = cv
-                .wait_timeout(l, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        let l = self.wait_lines(deadline, |l| l.count == asked && !l.eof);
         let text = l.last.clone()?;
         serde_json::from_str(&text).ok()
+    }
+
+    /// The lines, once `waiting` is false or `deadline` has passed.
+    fn wait_lines(
+        &self,
+        deadline: Instant,
+        mut waiting: impl FnMut(&mut Lines) -> bool,
+    ) -> std::sync::MutexGuard<'_, Lines> {
+        let (lock, cv) = &*self.lines;
+        let l = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let left = deadline.saturating_duration_since(Instant::now());
+        cv.wait_timeout_while(l, left, |l| waiting(l))
+            .unwrap_or_else(|p| p.into_inner())
+            .0
     }
 
     fn lock_lines(&self) -> std::sync::MutexGuard<'_, Lines> {
@@ -298,15 +301,7 @@ impl Worker {
     pub fn collect(mut self, timeout: Duration) -> WorkerReport {
         let deadline = Instant::now() + timeout;
         let last = {
-            let (lock, cv) = &*self.lines;
-            let mut l = lock.lock().unwrap_or_else(|p| p.into_inner());
-            while !l.eof && !deadline.saturating_duration_since(Instant::now()).is_zero() {
-                let left = deadline.saturating_duration_since(Instant::now());
-                l = cv
-                    .wait_timeout(l, left)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-            }
+            let l = self.wait_lines(deadline, |l| !l.eof);
             l.eof.then(|| l.last.clone())
         };
         let mut report = match last.map(|t| t.map(|t| serde_json::from_str::<WorkerReport>(&t))) {
