@@ -105,3 +105,50 @@ fn defs_writes_rhai_definitions() {
     assert!(text
         .contains("/// The CPUs of LLC `index` of the topology.\nfn llc(index: int) -> Cpuset;"));
 }
+
+#[test]
+fn thresholds_lists_every_layer_with_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("schedulers.toml");
+    std::fs::write(
+        &toml,
+        "[scheduler.scx_simple]\nthresholds = { max_wake_p99_us = 9000 }\n",
+    )
+    .unwrap();
+    let o = run(ktstr().args([
+        "--schedulers-toml",
+        toml.to_str().unwrap(),
+        "thresholds",
+        "examples/scx_simple_steady.rhai",
+        "--backend",
+        "qemu-tcg",
+        "--threshold",
+        "max_spread_pct=40",
+        "--json",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json(&o);
+    let row = |name: &str| {
+        v["thresholds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {v:#}"))
+            .clone()
+    };
+    // The script sets the gap, schedulers.toml the p99, the command line
+    // the spread; the grace is a built-in time scaled for TCG.
+    assert_eq!(row("max_gap_ms")["source"]["layer"], "scenario");
+    assert_eq!(row("max_gap_ms")["value"], 3000.0);
+    assert_eq!(row("max_wake_p99_us")["source"]["layer"], "scheduler");
+    assert_eq!(row("max_wake_p99_us")["value"], 9000.0);
+    assert_eq!(row("max_spread_pct")["source"]["layer"], "command_line");
+    assert_eq!(row("isolation_grace_ms")["source"]["factor"], 2.5);
+    assert_eq!(row("isolation_grace_ms")["value"], 1250.0);
+    assert_eq!(v["thresholds"].as_array().unwrap().len(), 9);
+    assert!(row("min_numa_local_pct")["doc"]
+        .as_str()
+        .unwrap()
+        .contains("NUMA"));
+}

@@ -60,6 +60,8 @@ pub enum Action {
     Step(Step),
     /// A claim.
     Claim(Claim),
+    /// `guest_file(path)`: a host file to ship into the guest.
+    ShipFile(ktstr_plan::ShippedFile),
 }
 
 /// Where actions go.
@@ -88,6 +90,7 @@ pub struct Recorder {
     steps: Vec<Step>,
     claims: Vec<Claim>,
     expect_fail: Option<ktstr_plan::ExpectFail>,
+    files: Vec<ktstr_plan::ShippedFile>,
 }
 
 impl ScenarioBackend for Recorder {
@@ -138,6 +141,7 @@ impl ScenarioBackend for Recorder {
             },
             Action::Step(s) => self.steps.push(s),
             Action::Claim(c) => self.claims.push(c),
+            Action::ShipFile(f) => ktstr_plan::ShippedFile::add_to(&mut self.files, f)?,
         }
         Ok(())
     }
@@ -170,6 +174,7 @@ impl Recorder {
             steps: self.steps.clone(),
             claims: self.claims.clone(),
             expect_fail: self.expect_fail.clone(),
+            files: self.files.clone(),
         })
     }
 }

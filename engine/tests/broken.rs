@@ -70,3 +70,42 @@ fn several_errors_in_one_script_are_all_reported() {
     let c = ktstr_engine::check_source("v.rhai", v, None, &CheckOptions::default());
     assert_eq!(c.diagnostics.len(), 3, "{}", c.render());
 }
+
+#[test]
+fn guest_files_are_checked_before_boot_and_named_in_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cfg.json"), b"{}").unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(dir.path().join("sub").join("cfg.json"), b"[]").unwrap();
+    let opts = CheckOptions::default();
+    let ok = "scenario(\"f\", \"f\");\nlet p = guest_file(\"cfg.json\");\n\
+              scheduler(\"scx_simple\", [\"--config\", p, guest_file(\"cfg.json\")]);\n";
+    let c = ktstr_engine::check_source("f.rhai", ok, Some(dir.path()), &opts);
+    assert!(c.is_clean(), "{}", c.render());
+    let plan = c.plan.unwrap();
+    assert_eq!(plan.files.len(), 1, "the same file twice is shipped once");
+    assert_eq!(plan.files[0].guest, "/files/cfg.json");
+    assert!(plan.files[0].host.ends_with("/cfg.json"));
+    assert_eq!(
+        plan.scheduler.unwrap().args,
+        ["--config", "/files/cfg.json", "/files/cfg.json"]
+    );
+    for (src, want) in [
+        (
+            "scenario(\"f\", \"f\");\n  guest_file(\"gone.json\");\n",
+            "gone.json: No such file or directory",
+        ),
+        ("scenario(\"f\", \"f\");\n  guest_file(\"sub\");\n", "is not a regular file"),
+        (
+            "scenario(\"f\", \"f\");\n  guest_file(\"cfg.json\");\n  guest_file(\"sub/cfg.json\");\n",
+            "would both be /files/cfg.json in the guest",
+        ),
+    ] {
+        let c = ktstr_engine::check_source("f.rhai", src, Some(dir.path()), &opts);
+        let text = c.render();
+        assert!(text.contains(want), "{want}: {text}");
+        assert!(text.contains("f.rhai:"), "{text}");
+        let d = c.diagnostics.last().unwrap();
+        assert_eq!(d.col, 3, "{text}");
+    }
+}

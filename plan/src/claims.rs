@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::measures;
 use crate::plan::SourcePos;
 use crate::results::{RunResults, WorkerReport};
 
@@ -35,13 +36,30 @@ pub enum Scope {
 }
 
 /// The metrics scripts can name: (name, what it is, with its unit).
-pub const METRICS: [(&str, &str); 13] = [
+pub const METRICS: [(&str, &str); 18] = [
     ("iterations", "Loop iterations of the scope's workers, summed."),
     ("min_iterations", "The fewest iterations any one worker of the scope made."),
     ("max_gap_ms", "The longest gap between two progress points of any worker, ms."),
     (
         "spread",
-        "How unevenly a cgroup's workers shared CPU time: the largest minus the\nsmallest share, in percentage points.",
+        "How unevenly the workers shared CPU time: (largest - smallest) / mean of\ntheir CPU time, in percent.",
+    ),
+    (
+        "throughput_cv_pct",
+        "The coefficient of variation of the workers' iterations per second, %.",
+    ),
+    (
+        "min_work_rate_pct",
+        "The slowest worker's iterations per second as a percentage of the mean.",
+    ),
+    (
+        "wake_cv_pct",
+        "The coefficient of variation of the workers' median wake-up latencies, %.",
+    ),
+    ("migration_ratio", "CPU changes per iteration of the scope's workers."),
+    (
+        "numa_local_pct",
+        "The least share of any worker's running time on the node it used most, %.",
     ),
     ("migrations", "CPU migrations of the scope's workers, summed."),
     ("wake_p50_us", "Median wake-up latency, averaged over the workers, µs."),
@@ -250,16 +268,12 @@ fn metric(r: &RunResults, scope: &Scope, name: &str) -> Result<f64, String> {
         "wake_p99_us" => max(|w| w.wake_p99_us),
         "run_delay_ms" => sum(|w| w.run_delay_ms) / n,
         "cpu_time_ms" => sum(|w| w.cpu_time_ms),
-        "spread" => {
-            let total = sum(|w| w.cpu_time_ms);
-            if total == 0.0 {
-                return Err("no CPU time to share".into());
-            }
-            let shares: Vec<f64> = ws.iter().map(|w| w.cpu_time_ms / total).collect();
-            let hi = shares.iter().cloned().fold(f64::MIN, f64::max);
-            let lo = shares.iter().cloned().fold(f64::MAX, f64::min);
-            (hi - lo) * 100.0
-        }
+        "spread" => measures::spread_pct(&ws)?,
+        "throughput_cv_pct" => measures::throughput_cv_pct(&ws)?,
+        "min_work_rate_pct" => measures::min_work_rate_pct(&ws)?,
+        "wake_cv_pct" => measures::wake_cv_pct(&ws)?,
+        "migration_ratio" => measures::migration_ratio(&ws)?,
+        "numa_local_pct" => measures::numa_local_pct(&ws)?,
         other => return Err(format!("unknown metric `{other}`")),
     })
 }
@@ -362,12 +376,13 @@ mod tests {
         let a = || Scope::Cgroup { name: "a".into() };
         assert_eq!(m(a(), "iterations").eval(&r), Ok(40.0));
         assert_eq!(m(a(), "min_iterations").eval(&r), Ok(10.0));
-        assert!((m(a(), "spread").eval(&r).unwrap() - 20.0).abs() < 1e-9);
+        // CPU 60 and 40 ms: (60 - 40) / 50.
+        assert!((m(a(), "spread").eval(&r).unwrap() - 40.0).abs() < 1e-9);
         let claim = Claim {
             label: "spread".into(),
             at: SourcePos::default(),
             expr: m(a(), "spread"),
-            predicate: Predicate::AtMost { limit: 15.0 },
+            predicate: Predicate::AtMost { limit: 30.0 },
         };
         assert_eq!(claim.evaluate(&r).verdict, ClaimVerdict::Fail);
     }

@@ -18,9 +18,11 @@
 //!   [`live::LiveGuest`] interface between the engine and the run library.
 
 pub mod cgroup;
+pub mod checks;
 pub mod claims;
 pub mod cpuset;
 pub mod live;
+pub mod measures;
 pub mod plan;
 pub mod policy;
 pub mod results;
@@ -34,8 +36,8 @@ pub mod work;
 
 pub use cgroup::{check_cgroup_name, CgroupDef, MAX_CGROUP_NAME};
 pub use plan::{
-    check_duration, ExpectFail, KernelReq, Plan, SchedulerSpec, SourcePos, DEFAULT_DURATION_S,
-    MAX_DURATION_S,
+    check_duration, ExpectFail, KernelReq, Plan, SchedulerSpec, ShippedFile, SourcePos,
+    DEFAULT_DURATION_S, GUEST_FILES_DIR, MAX_DURATION_S, MAX_SHIPPED_FILE_BYTES,
 };
 pub use steps::{Hold, Op, Step};
 pub use topology_req::{TopologyConstraints, TopologyReq};

@@ -84,6 +84,72 @@ pub struct Plan {
     /// what the failure shows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect_fail: Option<ExpectFail>,
+    /// Host files shipped into the guest (`guest_file(...)`,
+    /// `--sched-file`): scheduler configurations and the like.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<ShippedFile>,
+}
+
+/// Where shipped files appear in the guest.
+pub const GUEST_FILES_DIR: &str = "/files";
+
+/// The largest file a plan may ship, bytes.
+pub const MAX_SHIPPED_FILE_BYTES: u64 = 64 << 20;
+
+/// A host file shipped into the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShippedFile {
+    /// Its absolute path on the host.
+    pub host: String,
+    /// Its path in the guest: [`GUEST_FILES_DIR`]/its file name.
+    pub guest: String,
+}
+
+impl ShippedFile {
+    /// Checks the host file at `path` (a readable regular file of at most
+    /// [`MAX_SHIPPED_FILE_BYTES`], with a plain file name) and names its
+    /// guest path; `Err` says what is wrong with it.
+    pub fn new(path: &std::path::Path) -> Result<Self, String> {
+        let shown = path.display();
+        let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
+        if !meta.is_file() {
+            return Err(format!("{shown} is not a regular file"));
+        }
+        if meta.len() > MAX_SHIPPED_FILE_BYTES {
+            return Err(format!(
+                "{shown} is {} bytes; files shipped into the guest may have at most {}",
+                meta.len(),
+                MAX_SHIPPED_FILE_BYTES
+            ));
+        }
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| !n.is_empty() && !n.starts_with('.') && !n.contains(['/', '\\']))
+            .ok_or_else(|| format!("{shown}: the file name must be plain UTF-8, not hidden"))?;
+        let host = std::fs::canonicalize(path).map_err(|e| format!("{shown}: {e}"))?;
+        Ok(ShippedFile {
+            host: host.display().to_string(),
+            guest: format!("{GUEST_FILES_DIR}/{name}"),
+        })
+    }
+
+    /// Adds `f` to `files`, refusing a second file of the same guest path
+    /// from another host path (the same file twice is kept once).
+    pub fn add_to(files: &mut Vec<ShippedFile>, f: ShippedFile) -> Result<(), String> {
+        match files.iter().find(|g| g.guest == f.guest) {
+            Some(g) if g.host == f.host => Ok(()),
+            Some(g) => Err(format!(
+                "{} and {} would both be {} in the guest; rename one",
+                g.host, f.host, f.guest
+            )),
+            None => {
+                files.push(f);
+                Ok(())
+            }
+        }
+    }
 }
 
 impl Plan {

@@ -50,6 +50,19 @@ pub struct WorkerReport {
     /// the run started (and drops points before it).
     #[serde(default)]
     pub progress: Vec<ProgressPoint>,
+    /// Where the worker ran over time: runs of consecutive progress
+    /// points on one CPU, each at most [`MAX_CPU_SPAN_MS`] long, oldest
+    /// first (times like `progress`'s; at most [`MAX_CPU_SPANS`]).
+    #[serde(default)]
+    pub cpu_spans: Vec<CpuSpan>,
+    /// Set when spans were left out because there were too many: checks
+    /// that read them judge only up to the last one.
+    #[serde(default)]
+    pub cpu_spans_truncated: bool,
+    /// What the work type did, counted by name (signals handled, cgroup
+    /// moves, ...): evidence that it does what its name says.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters: BTreeMap<String, u64>,
     /// Set when the worker could not do its work (the error).
     pub error: Option<String>,
 }
@@ -59,6 +72,40 @@ pub const SAMPLE_INTERVAL_MS: f64 = 250.0;
 
 /// The most progress samples one worker keeps (about 40 minutes).
 pub const MAX_PROGRESS_POINTS: usize = 10_000;
+
+/// The longest a [`CpuSpan`] lasts: a worker on one CPU for longer
+/// starts a new span, so a check at a span's ends sees the worker at
+/// least this often.
+pub const MAX_CPU_SPAN_MS: f64 = 250.0;
+
+/// The most CPU spans one worker keeps.
+pub const MAX_CPU_SPANS: usize = 4_096;
+
+/// A worker seen on one CPU at every progress point from `from_ms` to
+/// `to_ms`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuSpan {
+    /// The CPU.
+    pub cpu: u32,
+    /// Its NUMA node.
+    pub node: u32,
+    /// The first progress point seen there, ms.
+    pub from_ms: f64,
+    /// The last, ms.
+    pub to_ms: f64,
+}
+
+/// When the agent applied one round of a step's ops, ms since the run
+/// started (progress times).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpsApplied {
+    /// The step, from 0.
+    pub step: u32,
+    /// When the first op began.
+    pub started_ms: f64,
+    /// When the last op was done.
+    pub done_ms: f64,
+}
 
 /// Iterations completed by a point in time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -81,6 +128,10 @@ pub struct CgroupResults {
 pub struct RunResults {
     /// Cgroup name to its results.
     pub cgroups: BTreeMap<String, CgroupResults>,
+    /// Every round of step ops the agent applied, in order (a run that
+    /// ended early has fewer than its plan).
+    #[serde(default)]
+    pub ops_applied: Vec<OpsApplied>,
 }
 
 impl RunResults {

@@ -1,15 +1,105 @@
-//! Thresholds: the one registry of their names, the rule every layer's
-//! values follow, the built-in defaults, and how the layers combine into
-//! the thresholds a run is judged by.
+//! Thresholds: the one registry of their names, defaults and meanings,
+//! the rule every layer's values follow, and how the layers combine into
+//! the thresholds a run is judged by (with where each value came from).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Built-in thresholds (native speed).
-pub const DEFAULT_THRESHOLDS: [(&str, f64); 2] = [("max_gap_ms", 2000.0), ("max_spread_pct", 15.0)];
+/// One threshold of the registry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ThresholdDef {
+    /// Its name in scripts, schedulers.toml and `--threshold`.
+    pub name: &'static str,
+    /// The built-in value at native speed.
+    pub default: f64,
+    /// Whether it is a time: the built-in value is then multiplied by
+    /// [`Speed::slowdown`] under emulation.
+    pub time: bool,
+    /// What it bounds, how it is computed and when it is judged.
+    pub doc: &'static str,
+}
 
-/// How much longer gaps are allowed under emulation: TCG emulates every
+/// Every threshold the verdict reads, with its built-in value. The
+/// defaults were chosen from runs of the catalog under EEVDF and
+/// scx_simple (README, "Verdict thresholds").
+pub const THRESHOLDS: [ThresholdDef; 9] = [
+    ThresholdDef {
+        name: "max_gap_ms",
+        default: 2000.0,
+        time: true,
+        doc: "The longest a worker may go between two progress points, ms.",
+    },
+    ThresholdDef {
+        name: "max_spread_pct",
+        default: 30.0,
+        time: false,
+        doc: "Fairness within a cgroup: (largest - smallest) / mean of its workers' CPU \
+              time, in percent. A worker at half its fair share scores at least 50 at any \
+              worker count. Workers of one cgroup share its nice value, so the shares are \
+              equal weights. Judged when the workers lived within 10 % of one span, used \
+              250 ms of CPU each on average and wanted a CPU 90 % of the time.",
+    },
+    ThresholdDef {
+        name: "max_throughput_cv_pct",
+        default: 15.0,
+        time: false,
+        doc: "How evenly a cgroup's workers progressed: the coefficient of variation \
+              (standard deviation / mean) of their iterations per second, in percent. \
+              Judged when fairness is.",
+    },
+    ThresholdDef {
+        name: "min_work_rate_pct",
+        default: 75.0,
+        time: false,
+        doc: "The slowest worker's iterations per second as a percentage of its cgroup's \
+              mean rate. Judged when fairness is.",
+    },
+    ThresholdDef {
+        name: "max_wake_p99_us",
+        default: 40000.0,
+        time: true,
+        doc: "Each worker's 99th-percentile wake-up latency, µs. Judged for workers with \
+              at least 200 wake-up samples. The catalog's worst under TCG was 21 ms \
+              (EEVDF) and 55 ms (scx_simple).",
+    },
+    ThresholdDef {
+        name: "max_wake_cv_pct",
+        default: 75.0,
+        time: false,
+        doc: "How evenly a cgroup's workers were woken: the coefficient of variation of \
+              their median wake-up latencies, in percent. Judged for cgroups with two or \
+              more workers of at least 200 wake-up samples each. The catalog's worst was 14.",
+    },
+    ThresholdDef {
+        name: "max_migration_ratio",
+        default: 0.9,
+        time: false,
+        doc: "CPU changes per iteration of a cgroup's workers (each progress point sees at \
+              most one, so 1 means every iteration moved). Judged for cgroups of at least \
+              1,000 iterations whose work does not move itself. scx_simple's global queue \
+              moved sleepers on 83 % of their wake-ups.",
+    },
+    ThresholdDef {
+        name: "min_numa_local_pct",
+        default: 0.0,
+        time: false,
+        doc: "On topologies of two or more NUMA nodes: the share of each worker's observed \
+              running time on the node it used most, in percent. Judged for workers \
+              observed for at least 250 ms. Off (0) by default: EEVDF balanced forking \
+              workers 57/43 over two nodes and scx_simple has one global queue; set it \
+              for a scheduler that promises locality.",
+    },
+    ThresholdDef {
+        name: "isolation_grace_ms",
+        default: 500.0,
+        time: true,
+        doc: "How long after a cpuset change (from when the change was written) a worker \
+              may still be seen on a CPU the new cpuset excludes, ms.",
+    },
+];
+
+/// How much longer times are allowed under emulation: TCG emulates every
 /// instruction and, on the project's hosts, shares two cores among all
 /// vCPUs; 2.5 was chosen from runs of the steady scenarios (see README).
 pub const EMULATION_SLOWDOWN: f64 = 2.5;
@@ -23,7 +113,12 @@ pub const EMULATION_BUSY_PER_CORE: f64 = 8.0;
 
 /// The names of every threshold the verdict reads.
 pub fn threshold_names() -> Vec<&'static str> {
-    DEFAULT_THRESHOLDS.iter().map(|(k, _)| *k).collect()
+    THRESHOLDS.iter().map(|d| d.name).collect()
+}
+
+/// The registry's entry for `name`.
+pub fn threshold_def(name: &str) -> Option<&'static ThresholdDef> {
+    THRESHOLDS.iter().find(|d| d.name == name)
 }
 
 /// Why `value` cannot be threshold `name`, if it cannot: the one rule a
@@ -31,10 +126,17 @@ pub fn threshold_names() -> Vec<&'static str> {
 pub fn check_threshold(name: &str, value: f64) -> Result<(), String> {
     let known = threshold_names();
     if !known.contains(&name) {
-        return Err(format!(
-            "unknown threshold `{name}` (known: {})",
-            known.join(", ")
-        ));
+        let closest = known
+            .iter()
+            .map(|k| (strsim::jaro_winkler(name, k), *k))
+            .filter(|(score, _)| *score > 0.8)
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        return Err(match closest {
+            Some((_, k)) => format!(
+                "unknown threshold `{name}` (did you mean `{k}`? `ktstr thresholds` lists them all)"
+            ),
+            None => format!("unknown threshold `{name}` (known: {})", known.join(", ")),
+        });
     }
     if !value.is_finite() || value < 0.0 {
         return Err(format!(
@@ -86,23 +188,69 @@ pub struct Layers<'a> {
     pub command_line: &'a [(String, f64)],
 }
 
-/// The thresholds a run is judged by: the built-in defaults (time
-/// thresholds scaled by `speed`), then the scheduler's, the scenario's
-/// and the command line's values, each over the one before. Only the
-/// built-in gap is scaled: values a layer sets are used as written.
-pub fn in_force(layers: &Layers, speed: Speed) -> BTreeMap<String, f64> {
-    let mut t: BTreeMap<String, f64> = DEFAULT_THRESHOLDS
+/// Where a threshold's value in force came from.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "layer", rename_all = "snake_case")]
+pub enum Source {
+    /// The built-in default, multiplied by `factor` (1 unless it is a time
+    /// judged under emulation).
+    BuiltIn {
+        /// The slowdown applied.
+        factor: f64,
+    },
+    /// The scheduler's entry in schedulers.toml.
+    Scheduler,
+    /// The scenario's `threshold(...)`.
+    Scenario,
+    /// `--threshold` on the command line.
+    CommandLine,
+}
+
+/// One threshold in force: its value and where the value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct InForce {
+    /// The value the verdict uses.
+    pub value: f64,
+    /// The layer that set it.
+    pub source: Source,
+}
+
+/// Every threshold in force with its source: the built-in defaults (time
+/// thresholds scaled by `speed`), then the scheduler's, the scenario's and
+/// the command line's values, each over the one before. Values a layer
+/// sets are used as written; a name outside the registry is kept (the
+/// verdict refuses it).
+pub fn explain(layers: &Layers, speed: Speed) -> BTreeMap<String, InForce> {
+    let mut t: BTreeMap<String, InForce> = THRESHOLDS
         .iter()
-        .map(|(k, v)| (k.to_string(), *v))
+        .map(|d| {
+            let factor = if d.time { speed.slowdown() } else { 1.0 };
+            let value = d.default * factor;
+            let source = Source::BuiltIn { factor };
+            (d.name.to_string(), InForce { value, source })
+        })
         .collect();
-    if let Some(gap) = t.get_mut("max_gap_ms") {
-        *gap *= speed.slowdown();
+    let set = |t: &mut BTreeMap<String, InForce>, k: &str, value: f64, source: Source| {
+        t.insert(k.to_string(), InForce { value, source });
+    };
+    for (k, v) in layers.scheduler.into_iter().flatten() {
+        set(&mut t, k, *v, Source::Scheduler);
     }
-    for layer in [layers.scheduler, layers.scenario].into_iter().flatten() {
-        t.extend(layer.iter().map(|(k, v)| (k.clone(), *v)));
+    for (k, v) in layers.scenario.into_iter().flatten() {
+        set(&mut t, k, *v, Source::Scenario);
     }
-    t.extend(layers.command_line.iter().cloned());
+    for (k, v) in layers.command_line {
+        set(&mut t, k, *v, Source::CommandLine);
+    }
     t
+}
+
+/// The thresholds a run is judged by: [`explain`]'s values.
+pub fn in_force(layers: &Layers, speed: Speed) -> BTreeMap<String, f64> {
+    explain(layers, speed)
+        .into_iter()
+        .map(|(k, f)| (k, f.value))
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,15 +1,14 @@
-//! The verdict of one run: default checks (starvation, cpuset isolation,
-//! fairness) with layered thresholds, then the script's claims.
+//! The verdict of one run: the default checks (`checks/`) with layered
+//! thresholds, then the script's claims.
 
 use std::collections::BTreeMap;
 
 use ktstr_topology::Topology;
 use serde::{Deserialize, Serialize};
 
-use crate::claims::{ClaimOutcome, ClaimVerdict, MetricExpr, Scope};
+use crate::claims::{ClaimOutcome, ClaimVerdict};
 use crate::plan::Plan;
 use crate::results::RunResults;
-use crate::steps::Op;
 use crate::thresholds::check_threshold;
 
 /// How a run came out.
@@ -64,25 +63,6 @@ pub struct Verdict {
     pub notes: Vec<String>,
 }
 
-/// The mean CPU time per worker, in ms, below which a cgroup's CPU-time
-/// spread is not judged: with time slices of 3-20 ms and workers that
-/// start a few ms apart, a shorter run's spread is mostly quantisation
-/// (a run the host stopped after 0.3 s showed 20%).
-pub const MIN_FAIRNESS_CPU_MS: f64 = 250.0;
-
-/// How much longer than the shortest-lived worker of a cgroup the longest
-/// may have run for their CPU-time shares to be compared (workers spawned
-/// mid-run had less time, not a smaller share).
-pub const MAX_LIFE_DIFFERENCE: f64 = 0.10;
-
-/// The least share of their lives a cgroup's workers must have wanted a
-/// CPU (on one, or runnable and waiting: CPU time plus run delay over wall
-/// time, averaged) for their CPU-time shares to be compared. Workers that
-/// sleep by design (pipe or futex ping-pong, bursts) do not ask for equal
-/// CPU time: a pipe pair under emulation used it 59/41 with every wake-up
-/// on time.
-pub const MIN_CPU_DEMAND: f64 = 0.9;
-
 /// The verdict of a negative test (`expect_fail`, or a gauntlet cell that
 /// expects failure): a failure is what was wanted and passes, with the
 /// failure's reasons kept; a pass fails. Skip and Inconclusive stay.
@@ -118,8 +98,9 @@ pub fn judge(
             reasons.push(why);
         }
     }
-    let (found, notes) = default_checks(plan, topology, results, &thresholds);
-    reasons.extend(found);
+    let found = crate::checks::default_checks(plan, topology, results, &thresholds);
+    reasons.extend(found.reasons);
+    let notes = found.notes;
     let claims: Vec<ClaimOutcome> = plan.claims.iter().map(|c| c.evaluate(results)).collect();
     for c in &claims {
         if c.verdict == ClaimVerdict::Fail {
@@ -145,155 +126,6 @@ pub fn judge(
         thresholds,
         claims,
         notes,
-    }
-}
-
-/// Starvation, stalls, worker errors, cpuset isolation and fairness: the
-/// reasons to fail, and notes on checks that were not judged.
-fn default_checks(
-    plan: &Plan,
-    topology: &Topology,
-    results: &RunResults,
-    thresholds: &BTreeMap<String, f64>,
-) -> (Vec<String>, Vec<String>) {
-    let mut reasons = Vec::new();
-    let mut notes = Vec::new();
-    let max_gap = thresholds.get("max_gap_ms").copied().unwrap_or(f64::MAX);
-    let max_spread = thresholds
-        .get("max_spread_pct")
-        .copied()
-        .unwrap_or(f64::MAX);
-    let dynamic = cpusets_changed(plan);
-    for (name, cg) in &results.cgroups {
-        for (i, w) in cg.workers.iter().enumerate() {
-            if let Some(e) = &w.error {
-                reasons.push(format!("worker {name}[{i}] failed: {e}"));
-            } else if w.iterations == 0 {
-                reasons.push(format!("worker {name}[{i}] starved: no progress at all"));
-            } else if w.max_gap_ms > max_gap {
-                reasons.push(format!(
-                    "worker {name}[{i}] stalled {:.0} ms (threshold {max_gap:.0} ms)",
-                    w.max_gap_ms
-                ));
-            }
-        }
-        if !dynamic.contains(name) {
-            if let Some(allowed) = static_cpuset(plan, name, topology) {
-                for (i, w) in cg.workers.iter().enumerate() {
-                    let outside: Vec<u32> = w
-                        .cpus_used
-                        .iter()
-                        .copied()
-                        .filter(|c| !allowed.contains(c))
-                        .collect();
-                    if !outside.is_empty() {
-                        reasons.push(format!(
-                            "worker {name}[{i}] ran on CPU(s) {outside:?} outside its cpuset"
-                        ));
-                    }
-                }
-            }
-        }
-        if let Some(check) = fairness(name, &cg.workers, results, max_spread) {
-            match check {
-                Ok(reason) => reasons.extend(reason),
-                Err(note) => notes.push(note),
-            }
-        }
-    }
-    (reasons, notes)
-}
-
-/// The CPU-time spread check of cgroup `name`: `None` with fewer than two
-/// workers, `Ok(reason to fail)` when judged, `Err(note)` when the
-/// workers had too little CPU time to judge.
-fn fairness(
-    name: &str,
-    workers: &[crate::results::WorkerReport],
-    results: &RunResults,
-    max_spread: f64,
-) -> Option<Result<Option<String>, String>> {
-    if workers.len() < 2 {
-        return None;
-    }
-    let (shortest, longest) = workers.iter().fold((f64::MAX, 0.0_f64), |(lo, hi), w| {
-        (lo.min(w.wall_ms), hi.max(w.wall_ms))
-    });
-    if longest > shortest * (1.0 + MAX_LIFE_DIFFERENCE) {
-        return Some(Err(format!(
-            "cgroup {name}: fairness not judged, its workers ran {shortest:.0} to \
-             {longest:.0} ms (spawned or ended at different times)"
-        )));
-    }
-    let mean = workers.iter().map(|w| w.cpu_time_ms).sum::<f64>() / workers.len() as f64;
-    if mean < MIN_FAIRNESS_CPU_MS {
-        return Some(Err(format!(
-            "cgroup {name}: fairness not judged, {mean:.0} ms of CPU time per worker \
-             (at least {MIN_FAIRNESS_CPU_MS:.0} ms needed)"
-        )));
-    }
-    let demand = workers
-        .iter()
-        .map(|w| (w.cpu_time_ms + w.run_delay_ms) / w.wall_ms.max(1.0))
-        .sum::<f64>()
-        / workers.len() as f64;
-    if demand < MIN_CPU_DEMAND {
-        return Some(Err(format!(
-            "cgroup {name}: fairness not judged, its workers sleep by design (they wanted a \
-             CPU {:.0} % of the time, at least {:.0} % needed)",
-            demand * 100.0,
-            MIN_CPU_DEMAND * 100.0
-        )));
-    }
-    let spread_expr = MetricExpr::Metric {
-        scope: Scope::Cgroup {
-            name: name.to_string(),
-        },
-        name: "spread".into(),
-    };
-    let spread = spread_expr.eval(results).ok()?;
-    Some(Ok((spread > max_spread).then(|| {
-        format!("cgroup {name}: unfair, CPU-time spread {spread:.1}% (threshold {max_spread:.0}%)")
-    })))
-}
-
-/// Cgroups whose cpuset or membership changes during the run (isolation
-/// is then judged by claims, not by the static check).
-fn cpusets_changed(plan: &Plan) -> Vec<String> {
-    let mut v = Vec::new();
-    for s in &plan.steps {
-        for op in &s.ops {
-            match op {
-                Op::SetCpuset { name, .. } | Op::ClearCpuset { name } => v.push(name.clone()),
-                Op::SwapCpusets { a, b } | Op::MoveTasks { from: a, to: b } => {
-                    v.push(a.clone());
-                    v.push(b.clone());
-                }
-                _ => {}
-            }
-        }
-    }
-    v
-}
-
-/// The CPUs a cgroup with a fixed cpuset may use (its own or its
-/// nearest ancestor's), or None if unrestricted.
-fn static_cpuset(plan: &Plan, name: &str, t: &Topology) -> Option<Vec<u32>> {
-    let mut defs = plan.cgroups.clone();
-    for s in &plan.steps {
-        for op in &s.ops {
-            if let Op::AddCgroup { cgroup } = op {
-                defs.push(cgroup.clone());
-            }
-        }
-    }
-    let mut cur = defs.iter().find(|d| d.name == name)?;
-    loop {
-        if let Some(spec) = &cur.cpuset {
-            return spec.resolve(t).ok();
-        }
-        let parent = cur.parent.as_ref()?;
-        cur = defs.iter().find(|d| &d.name == parent)?;
     }
 }
 

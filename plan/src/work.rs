@@ -52,9 +52,11 @@ pub enum Work {
     NiceSweep,
     /// Changes its own CPU affinity in a loop.
     AffinityChurn,
-    /// Switches its own scheduling policy in a loop.
+    /// Switches its own scheduling policy in a loop: normal, batch, idle,
+    /// FIFO and round-robin.
     PolicyChurn,
-    /// Fans work out to `fanout` threads and joins them.
+    /// A messenger wakes `fanout` compute threads through a futex; each
+    /// multiplies a 32x32 matrix, and the messenger waits for all of them.
     FanOutCompute {
         /// Threads per round.
         fanout: u32,
@@ -69,26 +71,144 @@ pub enum Work {
         /// Contending threads.
         threads: u32,
     },
-    /// A chain of `depth` workers each waking the next.
+    /// A chain of `depth` threads each waking the next, through a futex
+    /// or (with `pipe`) a pipe, whose writes wake the reader synchronously
+    /// (`WF_SYNC`).
     WakeChain {
         /// Chain length.
         depth: u32,
+        /// Pass the turn through pipes instead of a futex.
+        #[serde(default)]
+        pipe: bool,
     },
     /// `waiters` sleepers woken all at once, repeatedly.
     ThunderingHerd {
         /// Sleepers per wake-up.
         waiters: u32,
     },
-    /// Short sleeps that make the worker preempt others on wake-up.
+    /// Short sleeps that make the worker preempt others on wake-up, and a
+    /// SCHED_FIFO thread that wakes every millisecond and preempts it.
     PreemptStorm,
-    /// A SCHED_FIFO hog beside normal tasks (checks RT throttling).
+    /// A SCHED_FIFO hog thread and the worker's own normal thread pinned to
+    /// one CPU: the normal thread progresses only through RT throttling.
     RtStarvation,
+    /// Integer multiply-add chains in registers: busy, high IPC, no
+    /// memory traffic.
+    AluHot,
+    /// Two threads spinning on the two SMT siblings of one core, pinned.
+    SmtSiblingSpin,
+    /// Alternates register arithmetic with dependent loads over a
+    /// `size_kb` pointer chain (low IPC), every iteration.
+    IpcVariance {
+        /// The pointer chain's size in KiB.
+        size_kb: u32,
+    },
+    /// Writes `block_kb` blocks to a file opened `O_DSYNC` (each write
+    /// waits for its data), cycling through 1 MiB.
+    IoSyncWrite {
+        /// Block size in KiB.
+        block_kb: u32,
+    },
+    /// Random 4 KiB `pread`s over a `size_kb` file.
+    IoRandRead {
+        /// File size in KiB.
+        size_kb: u32,
+    },
+    /// `threads` threads appending to one file, each holding its `flock`
+    /// while it writes and `fsync`s: a convoy on the lock.
+    IoConvoy {
+        /// Threads in the convoy.
+        threads: u32,
+    },
+    /// A short burst, then a `sleep_us` sleep (long enough for the CPU to
+    /// go idle), in a loop.
+    IdleChurn {
+        /// The sleep, µs.
+        sleep_us: u32,
+    },
+    /// Moves itself to a CPU of the next NUMA node every iteration.
+    NumaMigrationChurn,
+    /// Moves itself between two child cgroups of its own cgroup.
+    CgroupChurn,
+    /// A waker that spins a little and wakes a wakee that computes
+    /// `work_us` per wake-up.
+    AsymmetricWaker {
+        /// The wakee's work per wake-up, µs.
+        work_us: u32,
+    },
+    /// `fds` eventfds in one epoll set, signalled in bursts by a helper
+    /// thread; the worker drains every ready one.
+    EpollStorm {
+        /// Eventfds in the set.
+        fds: u32,
+    },
+    /// Sweeps a `size_kb` working set while moving itself to the next
+    /// NUMA node every second (its memory stays behind).
+    NumaWorkingSetSweep {
+        /// Working set size in KiB.
+        size_kb: u32,
+    },
+    /// A nice 19 thread that holds a lock for 1 ms at a time, a SCHED_FIFO
+    /// thread that wants it (the worker's own, measuring its wait), and
+    /// `spinners` nice 0 threads between them.
+    PriorityInversion {
+        /// Medium-priority spinners.
+        spinners: u32,
+    },
+    /// One producer and `consumers` consumers of a bounded queue; each
+    /// item costs its consumer ten times what it cost the producer.
+    ProducerConsumerImbalance {
+        /// Consumer threads.
+        consumers: u32,
+    },
+    /// A helper thread sends the worker `SIGUSR1` as fast as it can; the
+    /// worker counts each signal it handles while it spins.
+    SignalStorm,
+    /// The script's own loop of steps (spin, sleep, yield, io, futex wait).
+    Custom {
+        /// The steps, in order; one iteration runs them all.
+        steps: Vec<CustomStep>,
+    },
     /// Phases of other work, each for a number of seconds, in order.
     Sequence {
         /// The phases.
         phases: Vec<Phase>,
     },
 }
+
+/// One step of a [`Work::Custom`] loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CustomStep {
+    /// Busy for `us` µs.
+    Spin {
+        /// µs.
+        us: u32,
+    },
+    /// Asleep for `us` µs.
+    Sleep {
+        /// µs.
+        us: u32,
+    },
+    /// One `sched_yield`.
+    Yield,
+    /// Writes and `fsync`s `kb` KiB.
+    Io {
+        /// KiB.
+        kb: u32,
+    },
+    /// Waits `us` µs on a futex no one wakes (a timed block).
+    FutexWait {
+        /// µs.
+        us: u32,
+    },
+}
+
+/// The longest one custom step may last, µs (10 s).
+pub const MAX_CUSTOM_STEP_US: u32 = 10_000_000;
+
+/// The most steps a custom loop may have.
+pub const MAX_CUSTOM_STEPS: usize = 64;
 
 /// One phase of a [`Work::Sequence`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +221,19 @@ pub struct Phase {
 }
 
 impl Work {
+    /// Whether the work changes its own CPU, node or cgroup on purpose
+    /// (then how often it migrates says nothing about the scheduler).
+    pub fn moves_by_design(&self) -> bool {
+        match self {
+            Work::AffinityChurn
+            | Work::NumaMigrationChurn
+            | Work::CgroupChurn
+            | Work::NumaWorkingSetSweep { .. } => true,
+            Work::Sequence { phases } => phases.iter().any(|p| p.work.moves_by_design()),
+            _ => false,
+        }
+    }
+
     /// The snake_case name scripts and results use.
     pub fn name(&self) -> String {
         serde_json::to_value(self)

@@ -24,6 +24,7 @@ pub use frame::{encode, FrameDecoder, FrameError, MAX_FRAME_LEN};
 pub use host::{HostMessage, MAX_HOST_FRAME_LEN};
 pub use job::{Fault, Job, JobSpec, SchedulerLaunch, JOB_PATH};
 pub use ktstr_plan::results::{
-    ProgressPoint, WorkerReport, MAX_PROGRESS_POINTS, SAMPLE_INTERVAL_MS,
+    CpuSpan, OpsApplied, ProgressPoint, WorkerReport, MAX_CPU_SPANS, MAX_CPU_SPAN_MS,
+    MAX_PROGRESS_POINTS, SAMPLE_INTERVAL_MS,
 };
 pub use message::{GuestMessage, GuestReport, OutputStream, PROTOCOL_VERSION};

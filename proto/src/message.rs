@@ -83,6 +83,9 @@ pub enum GuestMessage {
         workers: Vec<crate::WorkerReport>,
         /// Milliseconds the plan ran.
         duration_ms: f64,
+        /// When each round of step ops was applied.
+        #[serde(default)]
+        ops_applied: Vec<crate::OpsApplied>,
     },
     /// Something the agent could not do; the job failed.
     Error {

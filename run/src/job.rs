@@ -1,7 +1,7 @@
 //! One plan job: the scheduler resolved, the VM prepared and driven, the
 //! results judged with every threshold layer, the sidecar written.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +12,7 @@ use ktstr_plan::Plan;
 use ktstr_proto::{Fault, GuestMessage, Job, JobSpec};
 use ktstr_sched::SchedulersToml;
 use ktstr_topology::Topology;
+use ktstr_vmm::initramfs::GuestFile;
 use ktstr_vmm::probe::BackendChoice;
 use ktstr_vmm::session::SessionIo;
 use ktstr_vmm::to_guest::HostQueue;
@@ -180,7 +181,7 @@ impl Runner {
         if let Some(why) = crate::requirements::unmet(&req.plan.kernel, &req.kernel) {
             return Ok(with_rep(JobResult::skipped(label, why)));
         }
-        let (files, launch) = match &req.plan.scheduler {
+        let (mut files, launch) = match &req.plan.scheduler {
             Some(s) => match crate::scheduler::resolve(
                 s,
                 &req.kernel,
@@ -193,6 +194,19 @@ impl Runner {
             },
             None => (vec![], None),
         };
+        if let Some(gone) = req
+            .plan
+            .files
+            .iter()
+            .find(|f| !Path::new(&f.host).is_file())
+        {
+            let why = format!("{} (shipped as {}) is gone", gone.host, gone.guest);
+            return Ok(with_rep(JobResult::failed(label, why)));
+        }
+        files.extend(req.plan.files.iter().map(|f| GuestFile {
+            host: f.host.clone().into(),
+            guest: f.guest.clone(),
+        }));
         std::fs::create_dir_all(&self.run_dir).map_err(|e| RunError::io(&self.run_dir, e))?;
         let stem = self.stem(&label, repetition);
         let attach_s = launch.as_ref().map_or(0, |l| l.attach_timeout_s);

@@ -35,6 +35,9 @@ pub struct Telemetry {
     pub events: Vec<TimedEvent>,
     /// Scheduler state changes.
     pub scheduler: Vec<SchedulerEvent>,
+    /// When each round of step ops was applied.
+    #[serde(default)]
+    pub ops_applied: Vec<ktstr_plan::results::OpsApplied>,
 }
 
 impl Telemetry {
@@ -44,9 +47,11 @@ impl Telemetry {
             GuestMessage::Results {
                 workers,
                 duration_ms,
+                ops_applied,
             } => {
                 self.workers = workers.clone();
                 self.duration_ms = Some(*duration_ms);
+                self.ops_applied = ops_applied.clone();
             }
             GuestMessage::Scheduler { state, detail } => self.scheduler.push(SchedulerEvent {
                 state: state.clone(),
@@ -87,6 +92,8 @@ impl Telemetry {
 
     /// The reports grouped for claims and checks.
     pub fn run_results(&self) -> RunResults {
-        RunResults::from_reports(&self.workers)
+        let mut r = RunResults::from_reports(&self.workers);
+        r.ops_applied = self.ops_applied.clone();
+        r
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use ktstr_plan::thresholds::{self, Layers, Speed};
+use ktstr_plan::thresholds::{self, InForce, Layers, Speed};
 use ktstr_plan::Plan;
 use ktstr_sched::SchedulersToml;
 use ktstr_vmm::BackendKind;
@@ -30,9 +30,9 @@ pub fn busy_vcpus(plan: &Plan, topology: &ktstr_topology::Topology) -> u64 {
     (plan.peak_workers() + 1).min(u64::from(topology.cpus()))
 }
 
-/// Built-in defaults (the gap scaled for the backend `kind` and the
-/// `busy` guest CPUs sharing the host), then the plan's scheduler's layer
-/// from `registry`, the plan's own, and `command_line`'s.
+/// Built-in defaults (time thresholds scaled for the backend `kind` and
+/// the `busy` guest CPUs sharing the host), then the plan's scheduler's
+/// layer from `registry`, the plan's own, and `command_line`'s.
 pub fn in_force(
     plan: &Plan,
     registry: &SchedulersToml,
@@ -40,15 +40,35 @@ pub fn in_force(
     kind: BackendKind,
     busy: u64,
 ) -> BTreeMap<String, f64> {
-    let scheduler = plan
-        .scheduler
-        .as_ref()
-        .and_then(|s| registry.entry(&s.name))
-        .map(|e| &e.thresholds);
-    let layers = Layers {
+    let scheduler = plan.scheduler.as_ref().map(|s| s.name.as_str());
+    explain(
+        Some(&plan.thresholds),
         scheduler,
-        scenario: Some(&plan.thresholds),
+        registry,
+        command_line,
+        speed(kind, busy),
+    )
+    .into_iter()
+    .map(|(k, f)| (k, f.value))
+    .collect()
+}
+
+/// Every threshold in force with the layer it came from: the built-in
+/// defaults at `speed`, `scheduler`'s entry in `registry`, the
+/// `scenario`'s own values and `command_line`'s (`ktstr thresholds`).
+pub fn explain(
+    scenario: Option<&BTreeMap<String, f64>>,
+    scheduler: Option<&str>,
+    registry: &SchedulersToml,
+    command_line: &[(String, f64)],
+    speed: Speed,
+) -> BTreeMap<String, InForce> {
+    let layers = Layers {
+        scheduler: scheduler
+            .and_then(|s| registry.entry(s))
+            .map(|e| &e.thresholds),
+        scenario,
         command_line,
     };
-    thresholds::in_force(&layers, speed(kind, busy))
+    thresholds::explain(&layers, speed)
 }

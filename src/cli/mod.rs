@@ -20,6 +20,7 @@ mod shell;
 mod stats;
 mod stats_view;
 mod terminal;
+mod thresholds;
 mod topo;
 mod vm;
 
@@ -78,6 +79,9 @@ pub enum Command {
     Plan(scripts::PlanArgs),
     /// List the scenario catalog.
     List(scripts::ListArgs),
+    /// Every verdict threshold in force (for a script, a scheduler, a
+    /// backend) and the layer each value came from.
+    Thresholds(thresholds::ThresholdsArgs),
     /// Write `.d.rhai` definitions of the scenario API for editors.
     Defs(scripts::DefsArgs),
     /// Boot VMs and look at what the guest sees.
@@ -134,6 +138,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => scripts::check(&args, manifests),
         Command::Plan(args) => scripts::plan(&args, manifests),
         Command::List(args) => scripts::list(&args),
+        Command::Thresholds(args) => thresholds::run(&args, manifests),
         Command::Defs(args) => scripts::defs(&args),
         Command::Vm(cmd) => vm::run(cmd, cli.kernels_toml.as_deref()),
         Command::Shell(args) => shell::run(args, cli.kernels_toml.as_deref()),

@@ -13,8 +13,10 @@ pub fn cols(names: &[&str]) -> Vec<Expr> {
     names.iter().map(|n| col(*n)).collect()
 }
 
-/// The CPU-time spread of each cgroup of each job, in percentage points
-/// (null for a cgroup of one worker or without CPU time).
+/// The CPU-time spread of each cgroup of each job: (largest - smallest) /
+/// mean of its workers' CPU time, in percent, as the verdict computes it
+/// (`ktstr_plan::measures::spread_pct`); null for a cgroup of one worker
+/// or without CPU time.
 fn cgroup_spread(workers: LazyFrame) -> LazyFrame {
     let mut by = cols(JOB_ID);
     by.push(col("cgroup"));
@@ -32,7 +34,11 @@ fn cgroup_spread(workers: LazyFrame) -> LazyFrame {
                     .gt_eq(lit(2))
                     .and(col("cpu_sum").gt(lit(0.0))),
             )
-            .then((col("cpu_max") - col("cpu_min")) / col("cpu_sum") * lit(100.0))
+            .then(
+                (col("cpu_max") - col("cpu_min")) * col("workers").cast(DataType::Float64)
+                    / col("cpu_sum")
+                    * lit(100.0),
+            )
             .otherwise(lit(NULL).cast(DataType::Float64))
             .alias("spread_pct"),
         )

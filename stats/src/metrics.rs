@@ -45,8 +45,8 @@ pub enum Source {
     WorkerMean(&'static str),
     /// The largest value among the job's workers.
     WorkerMax(&'static str),
-    /// The largest CPU-time spread of the job's cgroups, in percentage
-    /// points (the cgroups table's `spread_pct`).
+    /// The largest CPU-time spread of the job's cgroups, in percent of
+    /// the mean (the cgroups table's `spread_pct`).
     CgroupSpreadMax,
     /// A column of the jobs table.
     Job(&'static str),
@@ -143,7 +143,7 @@ pub const METRICS: &[Metric] = &[
         source: Source::CgroupSpreadMax,
         abs_gate: 3.0,
         rel_gate: 0.25,
-        doc: "CPU-time spread of the most unequal cgroup (largest minus smallest share)",
+        doc: "CPU-time spread of the most unequal cgroup ((largest - smallest) / mean, %)",
     },
     Metric {
         name: "ready_ms",

@@ -32,6 +32,8 @@ pub(crate) struct Ctx {
     files: SharedFiles,
     /// The scenario's own file name.
     main: Arc<str>,
+    /// The scenario's directory (relative host paths start there).
+    dir: Arc<std::path::Path>,
 }
 
 impl Ctx {
@@ -101,13 +103,21 @@ pub(crate) fn count(what: &str, v: i64) -> RhaiResult<u32> {
 
 /// Registers every ktstr function into `engine`, sending actions to
 /// `backend`. `files` holds the texts of the scenario (named `main`) and
-/// what it imports: claim labels are cut from them.
-pub fn register(engine: &mut Engine, backend: SharedBackend, files: SharedFiles, main: &str) {
+/// what it imports: claim labels are cut from them. Host paths a script
+/// names (`guest_file`) are relative to `dir`.
+pub fn register(
+    engine: &mut Engine,
+    backend: SharedBackend,
+    files: SharedFiles,
+    main: &str,
+    dir: &std::path::Path,
+) {
     register_types(engine);
     let ctx = Ctx {
         backend,
         files,
         main: Arc::from(main),
+        dir: Arc::from(dir),
     };
     scenario::register(engine, &ctx);
     cgroup::register(engine, &ctx);
@@ -126,6 +136,7 @@ fn register_types(engine: &mut Engine) {
         .register_type_with_name::<ktstr_plan::policy::Affinity>("Affinity")
         .register_type_with_name::<ktstr_plan::work::Work>("Work")
         .register_type_with_name::<ktstr_plan::work::Phase>("Phase")
+        .register_type_with_name::<ktstr_plan::work::CustomStep>("CustomStep")
         .register_type_with_name::<ktstr_plan::Op>("Op")
         .register_type_with_name::<ktstr_plan::Hold>("Hold")
         .register_type_with_name::<Results>("Results")

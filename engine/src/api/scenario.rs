@@ -97,6 +97,23 @@ pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
     register_constraints(engine, ctx);
     register_scheduler(engine, ctx);
     register_requirements(engine, ctx);
+    register_guest_file(engine, ctx);
+}
+
+fn register_guest_file(engine: &mut Engine, ctx: &Ctx) {
+    let c = ctx.clone();
+    def(
+        engine,
+        "guest_file(path: string) -> string",
+        "Ships the host file at `path` (relative to the scenario's directory) into\nthe guest and returns its path there (`/files/NAME`), to pass to the\nscheduler: `scheduler(\"scx_layered\", [\"--config\", guest_file(\"layered.json\")])`.\nThe file must exist, be at most 64 MiB and have a plain name; checked\nbefore anything boots.",
+        move |path: &str| -> RhaiResult<String> {
+            let host = c.dir.join(path);
+            let f = ktstr_plan::ShippedFile::new(&host).or_else(fail)?;
+            let guest = f.guest.clone();
+            c.apply(Action::ShipFile(f))?;
+            Ok(guest)
+        },
+    );
 }
 
 fn register_constraints(engine: &mut Engine, ctx: &Ctx) {
@@ -159,7 +176,7 @@ fn register_scheduler(engine: &mut Engine, ctx: &Ctx) {
             scheduler(&c, &call, name, args)
         },
     );
-    let doc = "Overrides a threshold of the default checks for this scenario\n(`max_gap_ms`, `max_spread_pct`): over ktstr's and the scheduler's,\nunder `--threshold`.";
+    let doc = "Overrides a threshold of the default checks for this scenario\n(`max_gap_ms`, `max_spread_pct`, ...; `ktstr thresholds` lists them all):\nover ktstr's and the scheduler's, under `--threshold`.";
     let c = ctx.clone();
     def(
         engine,

@@ -4,10 +4,10 @@ use rhai::{Array, Engine};
 
 use super::def::def;
 use super::{count, fail, RhaiResult};
-use ktstr_plan::work::{Phase, Work};
+use ktstr_plan::work::{CustomStep, Phase, Work, MAX_CUSTOM_STEPS, MAX_CUSTOM_STEP_US};
 
 /// Work types without parameters: (script name, doc, value).
-const PLAIN: [(&str, &str, Work); 12] = [
+const PLAIN: [(&str, &str, Work); 17] = [
     (
         "spin_wait",
         "A busy loop that never blocks.",
@@ -51,18 +51,43 @@ const PLAIN: [(&str, &str, Work); 12] = [
     ),
     (
         "policy_churn",
-        "Switches its own scheduling policy in a loop.",
+        "Switches its own scheduling policy in a loop: normal, batch, idle, FIFO,\nround-robin.",
         Work::PolicyChurn,
     ),
     (
         "preempt_storm",
-        "Short sleeps that make the worker preempt others on wake-up.",
+        "Short sleeps that make the worker preempt others on wake-up, and a\nSCHED_FIFO thread that wakes every millisecond and preempts it.",
         Work::PreemptStorm,
     ),
     (
         "rt_starvation",
-        "A SCHED_FIFO hog beside normal tasks (checks RT throttling).",
+        "A SCHED_FIFO hog thread and the worker's own normal thread pinned to one\nCPU: the worker progresses only through RT throttling.",
         Work::RtStarvation,
+    ),
+    (
+        "alu_hot",
+        "Integer multiply-add chains in registers: busy, high IPC, no memory traffic.",
+        Work::AluHot,
+    ),
+    (
+        "smt_sibling_spin",
+        "Two threads spinning on the two SMT siblings of one core, pinned (use\n`requires_smt()`).",
+        Work::SmtSiblingSpin,
+    ),
+    (
+        "numa_migration_churn",
+        "Moves itself to a CPU of the next NUMA node every iteration (use\n`min_numa_nodes(2)`).",
+        Work::NumaMigrationChurn,
+    ),
+    (
+        "cgroup_churn",
+        "Moves itself between two child cgroups of its own cgroup in a loop.",
+        Work::CgroupChurn,
+    ),
+    (
+        "signal_storm",
+        "A helper thread sends the worker SIGUSR1 as fast as it can; the worker\ncounts each signal it handles while it spins.",
+        Work::SignalStorm,
     ),
 ];
 
@@ -70,7 +95,7 @@ const PLAIN: [(&str, &str, Work); 12] = [
 type MakeWork = fn(u32) -> Work;
 
 /// Work types with one count parameter: (signature, doc, make).
-const ONE_COUNT: [(&str, &str, MakeWork); 9] = [
+const ONE_COUNT: [(&str, &str, MakeWork); 20] = [
     (
         "futex_fan_out(fanout: int) -> Work",
         "One waker and `fanout` waiters on a futex.",
@@ -93,7 +118,7 @@ const ONE_COUNT: [(&str, &str, MakeWork); 9] = [
     ),
     (
         "fan_out_compute(fanout: int) -> Work",
-        "Fans work out to `fanout` threads and joins them.",
+        "A messenger wakes `fanout` compute threads through a futex; each multiplies\na 32x32 matrix, and the messenger waits for all of them.",
         |n| Work::FanOutCompute { fanout: n },
     ),
     (
@@ -108,8 +133,69 @@ const ONE_COUNT: [(&str, &str, MakeWork); 9] = [
     ),
     (
         "wake_chain(depth: int) -> Work",
-        "A chain of `depth` workers, each waking the next.",
-        |n| Work::WakeChain { depth: n },
+        "A ring of `depth` threads, each waking the next through a futex.",
+        |n| Work::WakeChain {
+            depth: n,
+            pipe: false,
+        },
+    ),
+    (
+        "wake_chain_pipe(depth: int) -> Work",
+        "A ring of `depth` threads passing a token through pipes: each write wakes\nthe next reader synchronously (WF_SYNC).",
+        |n| Work::WakeChain {
+            depth: n,
+            pipe: true,
+        },
+    ),
+    (
+        "ipc_variance(size_kb: int) -> Work",
+        "Alternates register arithmetic with dependent loads over a `size_kb` KiB\npointer chain (high, then low IPC), every iteration.",
+        |n| Work::IpcVariance { size_kb: n },
+    ),
+    (
+        "io_sync_write(block_kb: int) -> Work",
+        "Writes `block_kb` KiB blocks to a file opened O_DSYNC (the guest's RAM-backed\n/tmp: system calls and page cache, no device).",
+        |n| Work::IoSyncWrite { block_kb: n },
+    ),
+    (
+        "io_rand_read(size_kb: int) -> Work",
+        "Random 4 KiB preads over a `size_kb` KiB file (in the guest's RAM-backed /tmp).",
+        |n| Work::IoRandRead { size_kb: n },
+    ),
+    (
+        "io_convoy(threads: int) -> Work",
+        "`threads` threads appending to one file, each holding its flock while it\nwrites and fsyncs: a convoy on the lock.",
+        |n| Work::IoConvoy { threads: n },
+    ),
+    (
+        "idle_churn(sleep_us: int) -> Work",
+        "A ~50 µs burst, then a `sleep_us` µs sleep (long enough for the CPU to go\nidle), in a loop.",
+        |n| Work::IdleChurn { sleep_us: n },
+    ),
+    (
+        "asymmetric_waker(work_us: int) -> Work",
+        "A waker that spins a little and wakes a wakee that computes `work_us` µs\nper wake-up, without waiting for it.",
+        |n| Work::AsymmetricWaker { work_us: n },
+    ),
+    (
+        "epoll_storm(fds: int) -> Work",
+        "`fds` eventfds in one epoll set, signalled in bursts by a helper thread;\nthe worker drains every ready one.",
+        |n| Work::EpollStorm { fds: n },
+    ),
+    (
+        "numa_working_set_sweep(size_kb: int) -> Work",
+        "Sweeps a `size_kb` KiB working set while moving to the next NUMA node\nevery second (its memory stays behind; use `min_numa_nodes(2)`).",
+        |n| Work::NumaWorkingSetSweep { size_kb: n },
+    ),
+    (
+        "priority_inversion(spinners: int) -> Work",
+        "A nice 19 lock holder, `spinners` nice 0 spinners and the worker itself as\na SCHED_FIFO waiter for the lock, all on one CPU; the waits are wake samples.",
+        |n| Work::PriorityInversion { spinners: n },
+    ),
+    (
+        "producer_consumer_imbalance(consumers: int) -> Work",
+        "One producer and `consumers` consumers of a bounded queue; each item costs\nits consumer ten times what it cost the producer.",
+        |n| Work::ProducerConsumerImbalance { consumers: n },
     ),
     (
         "thundering_herd(waiters: int) -> Work",
@@ -150,6 +236,91 @@ pub(super) fn register(engine: &mut Engine) {
         },
     );
     register_phases(engine);
+    register_custom(engine);
+}
+
+/// A custom step's duration in µs: 1 to [`MAX_CUSTOM_STEP_US`].
+fn step_us(what: &str, us: i64) -> RhaiResult<u32> {
+    match u32::try_from(us) {
+        Ok(v) if (1..=MAX_CUSTOM_STEP_US).contains(&v) => Ok(v),
+        _ => fail(format!(
+            "{what}: {us} µs is not between 1 and {MAX_CUSTOM_STEP_US}"
+        )),
+    }
+}
+
+fn register_custom(engine: &mut Engine) {
+    def(
+        engine,
+        "spin_for(us: int) -> CustomStep",
+        "A custom step: busy for `us` µs.",
+        |us: i64| -> RhaiResult<CustomStep> {
+            Ok(CustomStep::Spin {
+                us: step_us("spin_for", us)?,
+            })
+        },
+    );
+    def(
+        engine,
+        "sleep_for(us: int) -> CustomStep",
+        "A custom step: asleep for `us` µs (the overshoot is a wake sample).",
+        |us: i64| -> RhaiResult<CustomStep> {
+            Ok(CustomStep::Sleep {
+                us: step_us("sleep_for", us)?,
+            })
+        },
+    );
+    def(
+        engine,
+        "futex_wait_for(us: int) -> CustomStep",
+        "A custom step: blocked on a futex no one wakes for `us` µs.",
+        |us: i64| -> RhaiResult<CustomStep> {
+            Ok(CustomStep::FutexWait {
+                us: step_us("futex_wait_for", us)?,
+            })
+        },
+    );
+    def(
+        engine,
+        "yield_step() -> CustomStep",
+        "A custom step: one sched_yield.",
+        || CustomStep::Yield,
+    );
+    def(
+        engine,
+        "io_step(kb: int) -> CustomStep",
+        "A custom step: writes and fsyncs `kb` KiB (1 to 1024).",
+        |kb: i64| -> RhaiResult<CustomStep> {
+            match u32::try_from(kb) {
+                Ok(kb) if (1..=1024).contains(&kb) => Ok(CustomStep::Io { kb }),
+                _ => fail(format!("io_step: {kb} KiB is not between 1 and 1024")),
+            }
+        },
+    );
+    def(
+        engine,
+        "custom(steps: array) -> Work",
+        "Work of the script's own: each iteration runs `steps` in order\n(`spin_for`, `sleep_for`, `futex_wait_for`, `yield_step`, `io_step`).",
+        |steps: Array| -> RhaiResult<Work> {
+            if steps.is_empty() || steps.len() > MAX_CUSTOM_STEPS {
+                return fail(format!(
+                    "custom(...) takes 1 to {MAX_CUSTOM_STEPS} steps, not {}",
+                    steps.len()
+                ));
+            }
+            let steps = steps
+                .into_iter()
+                .map(|s| {
+                    let t = s.type_name();
+                    s.try_cast::<CustomStep>().map_or_else(
+                        || fail(format!("custom takes steps (spin_for(...), ...), not {t}")),
+                        Ok,
+                    )
+                })
+                .collect::<RhaiResult<Vec<CustomStep>>>()?;
+            Ok(Work::Custom { steps })
+        },
+    );
 }
 
 fn register_phases(engine: &mut Engine) {

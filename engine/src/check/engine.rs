@@ -104,7 +104,7 @@ pub fn build(
         .set_max_functions(1_000);
     // `eval` runs text the checks cannot see, at positions of its own.
     engine.disable_symbol("eval");
-    crate::api::register(&mut engine, backend, sinks.files.clone(), main);
+    crate::api::register(&mut engine, backend, sinks.files.clone(), main, script_dir);
     let start = Instant::now();
     engine
         .on_progress(move |_| (start.elapsed() > wall).then(|| Dynamic::from(format!("{wall:?}"))));

@@ -341,6 +341,13 @@ impl ScenarioBackend for LiveBackend {
             Action::UpdateCgroup(def) => self.update_cgroup(def)?,
             Action::Step(step) => self.step(step)?,
             Action::Claim(c) => self.claim(c)?,
+            Action::ShipFile(f) => {
+                return Err(format!(
+                    "a live guest takes files only at boot: start the session with \
+                     `-i {}:{}`",
+                    f.host, f.guest
+                ))
+            }
         }
         Ok(())
     }

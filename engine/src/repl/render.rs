@@ -77,8 +77,26 @@ pub fn work(w: &Work) -> String {
         | Work::CachePipe { size_kb: v }
         | Work::PageFaultChurn { pages: v }
         | Work::MutexContention { threads: v }
-        | Work::WakeChain { depth: v }
-        | Work::ThunderingHerd { waiters: v } => format!("{n}({v})"),
+        | Work::WakeChain {
+            depth: v,
+            pipe: false,
+        }
+        | Work::ThunderingHerd { waiters: v }
+        | Work::IpcVariance { size_kb: v }
+        | Work::IoSyncWrite { block_kb: v }
+        | Work::IoRandRead { size_kb: v }
+        | Work::IoConvoy { threads: v }
+        | Work::IdleChurn { sleep_us: v }
+        | Work::AsymmetricWaker { work_us: v }
+        | Work::EpollStorm { fds: v }
+        | Work::NumaWorkingSetSweep { size_kb: v }
+        | Work::PriorityInversion { spinners: v }
+        | Work::ProducerConsumerImbalance { consumers: v } => format!("{n}({v})"),
+        Work::WakeChain { depth, pipe: true } => format!("wake_chain_pipe({depth})"),
+        Work::Custom { steps } => {
+            let s: Vec<String> = steps.iter().map(custom_step).collect();
+            format!("custom([{}])", s.join(", "))
+        }
         Work::Sequence { phases } => {
             let ps: Vec<String> = phases
                 .iter()
@@ -87,6 +105,18 @@ pub fn work(w: &Work) -> String {
             format!("sequence([{}])", ps.join(", "))
         }
         _ => format!("{n}()"),
+    }
+}
+
+/// A custom step constructor call.
+fn custom_step(s: &ktstr_plan::work::CustomStep) -> String {
+    use ktstr_plan::work::CustomStep;
+    match s {
+        CustomStep::Spin { us } => format!("spin_for({us})"),
+        CustomStep::Sleep { us } => format!("sleep_for({us})"),
+        CustomStep::FutexWait { us } => format!("futex_wait_for({us})"),
+        CustomStep::Yield => "yield_step()".into(),
+        CustomStep::Io { kb } => format!("io_step({kb})"),
     }
 }
 

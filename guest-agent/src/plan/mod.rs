@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ktstr_plan::{Hold, Plan};
-use ktstr_proto::{GuestMessage, SchedulerLaunch, WorkerReport};
+use ktstr_proto::{GuestMessage, OpsApplied, SchedulerLaunch, WorkerReport};
 use ktstr_topology::Topology;
 
 use crate::channel::Channel;
@@ -86,6 +86,9 @@ fn run_plan(job: PlanJob, channel: &Arc<Mutex<Channel>>, stop: &AtomicBool) -> R
         channel,
         start: Instant::now(),
     };
+    if !plan.files.is_empty() {
+        r.event(shipped_files(&plan)?);
+    }
     let mut sched = match scheduler {
         None => None,
         Some(launch) => match scheduler::start(&launch) {
@@ -121,7 +124,17 @@ fn run_plan(job: PlanJob, channel: &Arc<Mutex<Channel>>, stop: &AtomicBool) -> R
             crate::fault::panic_kernel();
         });
     }
-    let end = run_steps(&plan, &mut groups, &mut sched, &r, stop)?;
+    let clock = RunClock { t0_mono_ms };
+    let mut ops_applied = Vec::new();
+    let end = run_steps(
+        &plan,
+        &mut groups,
+        &mut sched,
+        &r,
+        &clock,
+        &mut ops_applied,
+        stop,
+    )?;
     if matches!(end, StepsEnd::Stopped) {
         r.event("stopped by the host".into());
     }
@@ -131,6 +144,7 @@ fn run_plan(job: PlanJob, channel: &Arc<Mutex<Channel>>, stop: &AtomicBool) -> R
     r.send(GuestMessage::Results {
         workers,
         duration_ms,
+        ops_applied,
     });
     match (end, sched) {
         (StepsEnd::SchedulerDied(detail), _) => r.send(GuestMessage::Scheduler {
@@ -143,23 +157,55 @@ fn run_plan(job: PlanJob, channel: &Arc<Mutex<Channel>>, stop: &AtomicBool) -> R
     Ok(())
 }
 
-/// Makes every worker's progress times relative to the run's start
-/// (`t0_mono_ms` on the guest's monotonic clock), dropping earlier points.
+/// The plan's shipped files as the guest sees them (`/files/x (N bytes)`),
+/// or an error naming one that is missing.
+fn shipped_files(plan: &Plan) -> Result<String> {
+    let mut seen = Vec::new();
+    for f in &plan.files {
+        let meta =
+            std::fs::metadata(&f.guest).map_err(|e| AgentError::io("find", f.guest.clone(), e))?;
+        seen.push(format!("{} ({} bytes)", f.guest, meta.len()));
+    }
+    Ok(format!("shipped files: {}", seen.join(", ")))
+}
+
+/// Makes every worker's progress and CPU-span times relative to the
+/// run's start (`t0_mono_ms` on the guest's monotonic clock), dropping
+/// what ended before it.
 pub(crate) fn rebase_progress(workers: &mut [WorkerReport], t0_mono_ms: f64) {
     for w in workers {
         w.progress.retain(|p| p.at_ms >= t0_mono_ms);
         for p in &mut w.progress {
             p.at_ms -= t0_mono_ms;
         }
+        w.cpu_spans.retain(|s| s.to_ms >= t0_mono_ms);
+        for s in &mut w.cpu_spans {
+            s.from_ms = (s.from_ms - t0_mono_ms).max(0.0);
+            s.to_ms -= t0_mono_ms;
+        }
     }
 }
 
-/// Runs every step, unless the scheduler dies or the host stops the plan.
+/// The run's clock: ms since it started, on the clock workers use.
+struct RunClock {
+    t0_mono_ms: f64,
+}
+
+impl RunClock {
+    fn now_ms(&self) -> f64 {
+        crate::workers::probe::monotonic_ms() - self.t0_mono_ms
+    }
+}
+
+/// Runs every step, unless the scheduler dies or the host stops the plan;
+/// notes in `applied` when each round of ops was applied.
 fn run_steps(
     plan: &Plan,
     groups: &mut Groups,
     sched: &mut Option<RunningScheduler>,
     r: &Reporter,
+    clock: &RunClock,
+    applied: &mut Vec<OpsApplied>,
     stop: &AtomicBool,
 ) -> Result<StepsEnd> {
     let (holds, tail) = schedule::holds(&plan.steps, plan.duration_s);
@@ -169,9 +215,15 @@ fn run_steps(
             _ => 1,
         };
         for _ in 0..rounds {
+            let started_ms = clock.now_ms();
             for op in &step.ops {
                 groups.apply(op)?;
             }
+            applied.push(OpsApplied {
+                step: i as u32,
+                started_ms,
+                done_ms: clock.now_ms(),
+            });
             r.event(format!("step {} ({} op(s))", i + 1, step.ops.len()));
             match hold_for(hold / f64::from(rounds), sched, stop) {
                 StepsEnd::Finished => {}

@@ -118,7 +118,11 @@ pub fn run_worker(
         probe.report_on_demand(d);
     }
     let result = ready.and_then(|_| {
-        let run = kinds::Run { stop, until: None };
+        let run = kinds::Run {
+            stop,
+            until: None,
+            index: spec.index,
+        };
         kinds::run(&spec.work, &run, &mut probe)
     });
     let mut report = probe.finish(&spec.cgroup, spec.index);

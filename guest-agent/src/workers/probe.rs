@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ktstr_proto::WorkerReport;
+use ktstr_proto::{CpuSpan, WorkerReport, MAX_CPU_SPANS, MAX_CPU_SPAN_MS};
 
 use super::series::ProgressSeries;
 
@@ -30,6 +30,10 @@ pub struct Probe {
     max_gap_cpu: u32,
     wake_us: Vec<u32>,
     wake_seen: u64,
+    spans: Vec<CpuSpan>,
+    spans_truncated: bool,
+    cpu_nodes: Vec<u32>,
+    counters: std::collections::BTreeMap<String, u64>,
     on_demand: Option<OnDemand>,
 }
 
@@ -55,7 +59,8 @@ impl std::fmt::Debug for OnDemand {
     }
 }
 
-/// The CPU the calling thread runs on.
+/// The CPU the calling thread runs on (glibc's `sched_getcpu`, through
+/// the vDSO: cheap enough for every progress point).
 pub fn current_cpu() -> u32 {
     // SAFETY: sched_getcpu takes no arguments and only reads per-thread
     // state; a negative result (unsupported) is mapped to 0.
@@ -63,12 +68,50 @@ pub fn current_cpu() -> u32 {
     u32::try_from(cpu).unwrap_or(0)
 }
 
+/// Each CPU's NUMA node (indexed by CPU), read from sysfs once; every CPU
+/// is on node 0 when sysfs says nothing.
+fn cpu_nodes() -> Vec<u32> {
+    let Ok(layout) = ktstr_topology::sysfs::read_layout(std::path::Path::new("/sys")) else {
+        return Vec::new();
+    };
+    let mut nodes = Vec::new();
+    for n in &layout.numa_nodes {
+        for &c in &n.cpus {
+            let i = c as usize;
+            if i >= nodes.len() {
+                nodes.resize(i + 1, 0);
+            }
+            nodes[i] = n.id;
+        }
+    }
+    nodes
+}
+
+/// The CPU the calling thread runs on and that CPU's NUMA node.
+pub fn current_cpu_and_node() -> (u32, u32) {
+    let (mut cpu, mut node) = (0u32, 0u32);
+    // SAFETY: getcpu writes one unsigned int through each of the two valid
+    // pointers and nothing else (the third argument, a cache, is unused
+    // since Linux 2.6.24 and may be null); on failure both stay 0.
+    unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_getcpu,
+            &mut cpu as *mut u32,
+            &mut node as *mut u32,
+            std::ptr::null_mut::<nix::libc::c_void>(),
+        );
+    }
+    (cpu, node)
+}
+
 impl Probe {
     /// Starts measuring now.
     pub fn start() -> Self {
         let now = Instant::now();
         let start_mono_ms = monotonic_ms();
+        let cpu_nodes = cpu_nodes();
         let cpu = current_cpu();
+        let node = cpu_nodes.get(cpu as usize).copied().unwrap_or(0);
         Probe {
             start: now,
             start_mono_ms,
@@ -83,6 +126,15 @@ impl Probe {
             max_gap_cpu: cpu,
             wake_us: Vec::new(),
             wake_seen: 0,
+            spans: vec![CpuSpan {
+                cpu,
+                node,
+                from_ms: start_mono_ms,
+                to_ms: start_mono_ms,
+            }],
+            spans_truncated: false,
+            cpu_nodes,
+            counters: Default::default(),
             on_demand: None,
         }
     }
@@ -115,8 +167,12 @@ impl Probe {
 
     /// One unit of work done: checks the clock and the CPU.
     pub fn progress(&mut self) {
-        let now = Instant::now();
+        // The CPU before and after the clock: a task moved in between (a
+        // cpuset change migrates it exactly then) is not placed at a time
+        // it was not there.
         let cpu = current_cpu();
+        let now = Instant::now();
+        let placed = current_cpu() == cpu;
         let gap = now - self.last;
         if gap > self.max_gap {
             self.max_gap = gap;
@@ -132,9 +188,39 @@ impl Probe {
         self.last = now;
         self.last_cpu = cpu;
         self.answer_demand();
-        self.series
-            .advance(self.mono_ms(now - self.start), self.iterations);
+        let mono = self.mono_ms(now - self.start);
+        if placed {
+            let node = self.cpu_nodes.get(cpu as usize).copied().unwrap_or(0);
+            self.seen_on(cpu, node, mono);
+        }
+        self.series.advance(mono, self.iterations);
         self.iterations += 1;
+    }
+
+    /// Extends the current CPU span to `mono_ms`, or starts a new one when
+    /// the CPU changed or the span would grow past [`MAX_CPU_SPAN_MS`].
+    fn seen_on(&mut self, cpu: u32, node: u32, mono_ms: f64) {
+        if let Some(last) = self.spans.last_mut() {
+            if last.cpu == cpu && mono_ms - last.from_ms <= MAX_CPU_SPAN_MS {
+                last.to_ms = mono_ms;
+                return;
+            }
+        }
+        if self.spans.len() >= MAX_CPU_SPANS {
+            self.spans_truncated = true;
+            return;
+        }
+        self.spans.push(CpuSpan {
+            cpu,
+            node,
+            from_ms: mono_ms,
+            to_ms: mono_ms,
+        });
+    }
+
+    /// Adds `n` to the work's counter `name`.
+    pub fn count(&mut self, name: &str, n: u64) {
+        *self.counters.entry(name.to_string()).or_default() += n;
     }
 
     /// A wake-up that took `latency` from the wake request to running.
@@ -193,6 +279,9 @@ impl Probe {
             wake_max_us: wake_us.last().copied().map_or(0.0, f64::from),
             run_delay_ms: run_delay_ms(),
             progress,
+            cpu_spans: self.spans.clone(),
+            cpu_spans_truncated: self.spans_truncated,
+            counters: self.counters.clone(),
             error: None,
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use ktstr_engine::{check_file, CheckOptions};
 use ktstr_kernel::BootKernel;
-use ktstr_plan::{Plan, SchedulerSpec};
+use ktstr_plan::{Plan, SchedulerSpec, ShippedFile};
 use ktstr_run::{JobRequest, JobResult, Repetition, Runner};
 
 use super::RunArgs;
@@ -50,7 +50,7 @@ fn attempt(ctx: &mut Context, file: &Path, rep: Repetition) -> anyhow::Result<Jo
         return Ok(JobResult::failed(file.display().to_string(), why));
     }
     let mut plan = checked.plan.context("a clean check has a plan")?;
-    apply_overrides(args, &mut plan);
+    apply_overrides(args, &mut plan)?;
     let Some(topology) = plan.topology.choose(args.topology) else {
         let sched = plan.scheduler.as_ref().map_or("eevdf", |s| s.name.as_str());
         let label = format!("{} - {sched}", plan.name);
@@ -74,7 +74,7 @@ fn attempt(ctx: &mut Context, file: &Path, rep: Repetition) -> anyhow::Result<Jo
     Ok(ctx.runner.run(req, &Progress::new())?)
 }
 
-fn apply_overrides(args: &RunArgs, plan: &mut Plan) {
+fn apply_overrides(args: &RunArgs, plan: &mut Plan) -> anyhow::Result<()> {
     if let Some(d) = args.duration {
         plan.duration_s = d;
     }
@@ -89,4 +89,10 @@ fn apply_overrides(args: &RunArgs, plan: &mut Plan) {
             s.args = args.sched_args.clone();
         }
     }
+    for path in &args.sched_files {
+        let f = ShippedFile::new(path).map_err(|e| anyhow::anyhow!("--sched-file {e}"))?;
+        ShippedFile::add_to(&mut plan.files, f)
+            .map_err(|e| anyhow::anyhow!("--sched-file: {e}"))?;
+    }
+    Ok(())
 }

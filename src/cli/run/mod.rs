@@ -34,6 +34,11 @@ pub struct RunArgs {
     /// Argument for the scheduler (repeatable).
     #[arg(long = "sched-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub sched_args: Vec<String>,
+    /// A host file to ship into the guest as /files/NAME, for the
+    /// scheduler's arguments (`--sched-file layered.json --sched-arg
+    /// --config --sched-arg /files/layered.json`; repeatable).
+    #[arg(long = "sched-file", value_name = "PATH")]
+    pub sched_files: Vec<PathBuf>,
     /// Seconds the scheduler may take to attach (default: schedulers.toml's
     /// value for it, else 90).
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -63,7 +68,7 @@ pub struct RunArgs {
     pub fault: Option<Fault>,
 }
 
-fn parse_threshold(s: &str) -> Result<(String, f64), String> {
+pub(crate) fn parse_threshold(s: &str) -> Result<(String, f64), String> {
     let (k, v) = s
         .split_once('=')
         .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))?;

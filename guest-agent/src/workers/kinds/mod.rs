@@ -1,5 +1,15 @@
 //! The work types: each loop does what its name says and records a
-//! progress point per iteration.
+//! progress point per iteration; what proves it did (signals handled,
+//! moves made, ...) goes into the report's counters. The simple loops are
+//! here; the others by family in `cpu`, `io`, `moves`, `wake`,
+//! `priority` and `custom`.
+
+mod cpu;
+mod custom;
+mod io;
+mod moves;
+mod priority;
+mod wake;
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -13,9 +23,9 @@ use super::probe::Probe;
 use super::sys;
 
 /// Integer rounds per spin iteration (~10 µs natively).
-const SPIN: u32 = 4096;
+pub(super) const SPIN: u32 = 4096;
 /// How long blocking waits last before rechecking the stop flag.
-const POLL: Duration = Duration::from_millis(50);
+pub(super) const POLL: Duration = Duration::from_millis(50);
 
 /// When a work loop must end.
 pub struct Run<'a> {
@@ -23,6 +33,9 @@ pub struct Run<'a> {
     pub stop: &'a AtomicBool,
     /// End of the current sequence phase, if any.
     pub until: Option<Instant>,
+    /// The worker's index in its cgroup (work that places itself spreads
+    /// by it).
+    pub index: u32,
 }
 
 impl Run<'_> {
@@ -54,24 +67,36 @@ pub fn run(work: &Work, r: &Run, p: &mut Probe) -> Result<(), String> {
         Work::ForkExit => fork_exit(r, p),
         Work::NiceSweep => nice_sweep(r, p),
         Work::AffinityChurn => affinity_churn(r, p),
-        Work::PolicyChurn => policy_churn(r, p),
-        Work::FanOutCompute { fanout } => fan_out_compute(r, p, *fanout),
+        Work::PolicyChurn => priority::policy_churn(r, p),
+        Work::FanOutCompute { fanout } => cpu::fan_out_compute(r, p, *fanout),
         Work::PageFaultChurn { pages } => page_faults(r, p, *pages),
         Work::MutexContention { threads } => mutex_contention(r, p, *threads),
-        Work::WakeChain { depth } => wake_chain(r, p, *depth),
+        Work::WakeChain { depth, pipe: false } => wake_chain(r, p, *depth),
+        Work::WakeChain { depth, pipe: true } => wake::wake_chain_pipe(r, p, *depth),
         Work::ThunderingHerd { waiters } => herd(r, p, *waiters),
-        Work::PreemptStorm => preempt_storm(r, p),
-        Work::RtStarvation => {
-            sys::set_policy(nix::libc::SCHED_FIFO, 50).map_err(|e| format!("SCHED_FIFO: {e}"))?;
-            loop_until(r, p, || {
-                sys::spin(SPIN);
-            })
-        }
+        Work::PreemptStorm => priority::preempt_storm(r, p),
+        Work::RtStarvation => priority::rt_starvation(r, p),
         Work::Sequence { phases } => sequence(r, p, phases),
+        Work::AluHot => cpu::alu_hot(r, p),
+        Work::SmtSiblingSpin => cpu::smt_sibling_spin(r, p, r.index),
+        Work::IpcVariance { size_kb } => cpu::ipc_variance(r, p, *size_kb),
+        Work::IoSyncWrite { block_kb } => io::io_sync_write(r, p, *block_kb),
+        Work::IoRandRead { size_kb } => io::io_rand_read(r, p, *size_kb),
+        Work::IoConvoy { threads } => io::io_convoy(r, p, *threads),
+        Work::IdleChurn { sleep_us } => cpu::idle_churn(r, p, *sleep_us),
+        Work::NumaMigrationChurn => moves::numa_migration_churn(r, p),
+        Work::CgroupChurn => moves::cgroup_churn(r, p),
+        Work::AsymmetricWaker { work_us } => wake::asymmetric_waker(r, p, *work_us),
+        Work::EpollStorm { fds } => wake::epoll_storm(r, p, *fds),
+        Work::NumaWorkingSetSweep { size_kb } => moves::numa_working_set_sweep(r, p, *size_kb),
+        Work::PriorityInversion { spinners } => priority::priority_inversion(r, p, *spinners),
+        Work::ProducerConsumerImbalance { consumers } => wake::producer_consumer(r, p, *consumers),
+        Work::SignalStorm => wake::signal_storm(r, p),
+        Work::Custom { steps } => custom::custom(r, p, steps),
     }
 }
 
-fn loop_until(r: &Run, p: &mut Probe, mut step: impl FnMut()) -> Result<(), String> {
+pub(super) fn loop_until(r: &Run, p: &mut Probe, mut step: impl FnMut()) -> Result<(), String> {
     while !r.done() {
         step();
         p.progress();
@@ -80,7 +105,7 @@ fn loop_until(r: &Run, p: &mut Probe, mut step: impl FnMut()) -> Result<(), Stri
 }
 
 /// Sleeps `d`; the overshoot is a wake latency sample.
-fn sleep_sample(p: &mut Probe, d: Duration) {
+pub(super) fn sleep_sample(p: &mut Probe, d: Duration) {
     let t = Instant::now();
     thread::sleep(d);
     p.wake(t.elapsed().saturating_sub(d));
@@ -104,7 +129,7 @@ fn mixed(r: &Run, p: &mut Probe) -> Result<(), String> {
 
 /// Blocks `io_sync` cycles through: its file never grows past 1 MiB (the
 /// guest's /tmp is in its RAM).
-const IO_SYNC_BLOCKS: u64 = 256;
+pub(super) const IO_SYNC_BLOCKS: u64 = 256;
 
 fn io_sync(r: &Run, p: &mut Probe) -> Result<(), String> {
     use std::os::unix::fs::FileExt;
@@ -138,7 +163,7 @@ fn bursty(r: &Run, p: &mut Probe, burst_ms: u32, sleep_ms: u32) -> Result<(), St
 }
 
 /// Nanoseconds since `base`, for timestamps passed between threads.
-fn stamp(base: Instant) -> u64 {
+pub(super) fn stamp(base: Instant) -> u64 {
     base.elapsed().as_nanos() as u64
 }
 
@@ -179,7 +204,7 @@ fn pipe_pair(r: &Run, p: &mut Probe, walk_kb: u32) -> Result<(), String> {
     result.map_err(|e| format!("pipe: {e}"))
 }
 
-fn walk(buf: &mut [u8]) {
+pub(super) fn walk(buf: &mut [u8]) {
     for i in (0..buf.len()).step_by(64) {
         buf[i] = buf[i].wrapping_add(1);
     }
@@ -327,35 +352,6 @@ fn affinity_churn(r: &Run, p: &mut Probe) -> Result<(), String> {
     sys::set_affinity(&allowed).map_err(|e| format!("sched_setaffinity: {e}"))
 }
 
-fn policy_churn(r: &Run, p: &mut Probe) -> Result<(), String> {
-    let policies = [
-        nix::libc::SCHED_OTHER,
-        nix::libc::SCHED_BATCH,
-        nix::libc::SCHED_IDLE,
-    ];
-    let mut i = 0;
-    while !r.done() {
-        let pol = policies[i % policies.len()];
-        sys::set_policy(pol, 0).map_err(|e| format!("sched_setscheduler({pol}): {e}"))?;
-        sys::spin(SPIN / 4);
-        i += 1;
-        p.progress();
-    }
-    sys::set_policy(nix::libc::SCHED_OTHER, 0).map_err(|e| format!("sched_setscheduler: {e}"))
-}
-
-fn fan_out_compute(r: &Run, p: &mut Probe, n: u32) -> Result<(), String> {
-    while !r.done() {
-        thread::scope(|s| {
-            for _ in 0..n {
-                s.spawn(|| sys::spin(SPIN));
-            }
-        });
-        p.progress();
-    }
-    Ok(())
-}
-
 fn page_faults(r: &Run, p: &mut Probe, pages: u32) -> Result<(), String> {
     let len = pages as usize * 4096;
     while !r.done() {
@@ -501,23 +497,13 @@ fn herd(r: &Run, p: &mut Probe, waiters: u32) -> Result<(), String> {
     Ok(())
 }
 
-fn preempt_storm(r: &Run, p: &mut Probe) -> Result<(), String> {
-    let mut i = 0u64;
-    while !r.done() {
-        sleep_sample(p, Duration::from_micros(50 + (i % 20) * 50));
-        sys::spin(SPIN / 8);
-        i += 1;
-        p.progress();
-    }
-    Ok(())
-}
-
 fn sequence(r: &Run, p: &mut Probe, phases: &[ktstr_plan::work::Phase]) -> Result<(), String> {
     while !r.done() {
         for phase in phases {
             let until = Instant::now() + Duration::from_secs_f64(phase.secs);
             let inner = Run {
                 stop: r.stop,
+                index: r.index,
                 until: Some(r.until.map_or(until, |u| u.min(until))),
             };
             run(&phase.work, &inner, p)?;
