@@ -12,6 +12,8 @@ packages=(
   clang-19 llvm-19 pkg-config zlib1g-dev
   # VMs and initramfs
   qemu-system-x86 busybox-static jq cpio
+  # payloads scenarios run (stress-ng, fio, hackbench and cyclictest)
+  stress-ng fio rt-tests
   # the own KVM VMM's tests: as/ld/objcopy for the tiny guests, iasl (ACPI),
   # dtc (aarch64 device tree)
   binutils acpica-tools device-tree-compiler

@@ -31,6 +31,22 @@ fn check_exits_0_on_the_catalog_and_1_with_file_line_col_and_caret() {
 }
 
 #[test]
+fn the_whole_catalog_checks_clean() {
+    let mut files: Vec<String> = Vec::new();
+    for family in std::fs::read_dir("scenarios").unwrap() {
+        for f in std::fs::read_dir(family.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            if p.extension().is_some_and(|x| x == "rhai") {
+                files.push(p.display().to_string());
+            }
+        }
+    }
+    assert!(files.len() >= 60, "{files:?}");
+    let o = run(ktstr().arg("check").args(&files));
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+}
+
+#[test]
 fn check_json_lists_diagnostics_and_knows_the_sample_schedulers() {
     let o = run(ktstr().args([
         "check",
@@ -80,7 +96,7 @@ fn list_shows_the_catalog_and_filters() {
     let o = run(ktstr().args(["list", "--json"]));
     assert!(o.status.success(), "{}", stderr(&o));
     let all = json(&o);
-    assert!(all.as_array().unwrap().len() >= 30);
+    assert!(all.as_array().unwrap().len() >= 60, "{all:#}");
     let o = run(ktstr().args(["list", "--filter", "nested/"]));
     let text = stdout(&o);
     assert_eq!(text.lines().count(), 4, "{text}");

@@ -187,16 +187,7 @@ fn a_guest_panic_mid_run_fails_the_job_and_leaves_nothing_behind() {
 #[test]
 fn scx_bpfland_installs_from_crates_io_and_passes_a_steady_run() {
     let Some(env) = VmEnv::new() else { return };
-    // Reuse the real cache's cargo build directory (what a first run fills)
-    // so only the install itself happens in the private cache.
-    let target = common::real_cache_root().join("work/cargo-target");
-    let o = run(common::ktstr()
-        .args(["sched", "install", "scx_bpfland", "--json"])
-        .env("KTSTR_CACHE_DIR", env.cache.path())
-        .env("TMPDIR", env.tmp.path())
-        .env("CARGO_TARGET_DIR", &target));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let done: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let done = env.install_scheduler("scx_bpfland");
     assert_eq!(done["version"], "1.1.4", "{done}");
     assert!(std::path::Path::new(done["binary"].as_str().unwrap()).is_file());
     let (code, out, s) = ktstr_run(

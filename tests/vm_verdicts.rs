@@ -204,3 +204,35 @@ fn work_that_places_itself_does_so_in_the_guest() {
         s.verdict.notes
     );
 }
+
+/// scx_lavd 1.1.x does not load on 6.12: the verdict's first line names
+/// the kernel's verifier and the rejected program.
+#[test]
+fn a_scheduler_the_verifier_rejects_is_named_in_the_headline() {
+    let Some(env) = VmEnv::new() else { return };
+    let done = env.install_scheduler("scx_lavd@1.1.4");
+    assert_eq!(done["version"], "1.1.4", "{done}");
+    let (code, out, s) = ktstr_run(
+        &env,
+        &[
+            "scenarios/basic/two_cgroups.rhai",
+            "--duration",
+            "3",
+            "--scheduler",
+            "scx_lavd",
+        ],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    let first = &s[0].verdict.reasons[0];
+    assert!(first.starts_with("scheduler failed: the 6.12"), "{first}");
+    assert!(
+        first.contains("kernel's BPF verifier rejected program lavd_"),
+        "{first}"
+    );
+    // The whole log stays in the sidecar.
+    let detail = &s[0].telemetry.scheduler[0].detail;
+    assert!(
+        detail.contains("BEGIN PROG LOAD LOG") || detail.contains("processed "),
+        "{detail}"
+    );
+}

@@ -23,7 +23,7 @@ fn every_catalog_and_example_script_checks_clean_and_round_trips() {
         .into_iter()
         .chain(scripts("examples"))
         .collect();
-    assert!(all.len() >= 33, "{} scripts", all.len());
+    assert!(all.len() >= 63, "{} scripts", all.len());
     for path in all {
         let c = check_file(&path, &CheckOptions::default());
         assert!(c.is_clean(), "{}:\n{}", path.display(), c.render());
@@ -36,9 +36,9 @@ fn every_catalog_and_example_script_checks_clean_and_round_trips() {
 }
 
 #[test]
-fn catalog_has_thirty_described_scenarios_in_eight_categories() {
+fn catalog_has_sixty_described_scenarios_in_fourteen_families() {
     let entries = catalog::list(&root().join("scenarios")).unwrap();
-    assert!(entries.len() >= 30, "{} scenarios", entries.len());
+    assert!(entries.len() >= 60, "{} scenarios", entries.len());
     let mut categories: Vec<&str> = entries
         .iter()
         .map(|e| e.id.split('/').next().unwrap())
@@ -49,12 +49,18 @@ fn catalog_has_thirty_described_scenarios_in_eight_categories() {
         [
             "affinity",
             "basic",
+            "churn",
             "cpuset",
+            "dsq",
             "dynamic",
+            "imbalance",
             "interaction",
             "nested",
+            "numa",
+            "payload",
             "performance",
-            "stress"
+            "stress",
+            "work"
         ]
     );
     for e in &entries {

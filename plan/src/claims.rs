@@ -84,6 +84,41 @@ pub const METRICS: [(&str, &str); 18] = [
     ),
 ];
 
+/// The prefix of a payload's own metrics (`payload:bogo_ops_per_s`).
+pub const PAYLOAD_METRIC_PREFIX: &str = "payload:";
+
+/// Payload metric `key` summed over the workers whose payload reported
+/// it; an error naming what they did report when none did.
+fn payload_metric(ws: &[&WorkerReport], key: &str) -> Result<f64, String> {
+    let runs: Vec<&crate::payload::PayloadReport> =
+        ws.iter().filter_map(|w| w.payload.as_ref()).collect();
+    if runs.is_empty() {
+        return Err(format!("no payload ran to report `{key}`"));
+    }
+    let values: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.metrics.get(key))
+        .copied()
+        .collect();
+    if values.is_empty() {
+        let mut known: Vec<&str> = runs
+            .iter()
+            .flat_map(|r| r.metrics.keys().map(String::as_str))
+            .collect();
+        known.sort_unstable();
+        known.dedup();
+        return Err(if known.is_empty() {
+            format!("the payload reported no metrics (wanted `{key}`)")
+        } else {
+            format!(
+                "the payload did not report `{key}` (it reported: {})",
+                known.join(", ")
+            )
+        });
+    }
+    Ok(values.iter().sum())
+}
+
 /// A number computed from results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "expr", rename_all = "snake_case", deny_unknown_fields)]
@@ -255,6 +290,9 @@ fn metric(r: &RunResults, scope: &Scope, name: &str) -> Result<f64, String> {
     let n = ws.len() as f64;
     if crate::series::SERIES_METRICS.contains(&name) {
         return crate::series::metric(&ws, name);
+    }
+    if let Some(key) = name.strip_prefix(PAYLOAD_METRIC_PREFIX) {
+        return payload_metric(&ws, key);
     }
     Ok(match name {
         "iterations" => sum(|w| w.iterations as f64),

@@ -23,6 +23,7 @@ pub mod claims;
 pub mod cpuset;
 pub mod live;
 pub mod measures;
+pub mod payload;
 pub mod plan;
 pub mod policy;
 pub mod results;

@@ -63,6 +63,9 @@ pub struct WorkerReport {
     /// moves, ...): evidence that it does what its name says.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub counters: BTreeMap<String, u64>,
+    /// What the worker's payload program did, when its work is a payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<crate::payload::PayloadReport>,
     /// Set when the worker could not do its work (the error).
     pub error: Option<String>,
 }

@@ -12,7 +12,13 @@
 /// - the kernel's `sched_ext: BPF scheduler "x" disabled (reason)`;
 /// - else the detail's first line.
 pub fn headline(detail: &str) -> String {
-    if let Some(v) = verifier_rejection(detail) {
+    headline_on(detail, None)
+}
+
+/// [`headline`], naming the kernel release (`6.12.118`) in a verifier
+/// rejection when it is known.
+pub fn headline_on(detail: &str, kernel: Option<&str>) -> String {
+    if let Some(v) = verifier_rejection(detail, kernel) {
         return v;
     }
     let lines = || detail.lines().map(str::trim);
@@ -25,11 +31,12 @@ pub fn headline(detail: &str) -> String {
     lines().find(|l| !l.is_empty()).unwrap_or("").to_string()
 }
 
-/// `the kernel's BPF verifier rejected program P: ...` when libbpf
-/// reported a program that failed to load (`libbpf: prog 'P': BPF program
-/// load failed: ...` or `... failed to load: -N`), with the last two
-/// lines of the verifier's log (what it choked on, and how far it got).
-pub fn verifier_rejection(detail: &str) -> Option<String> {
+/// `the 6.12.118 kernel's BPF verifier rejected program P: ...` (`the
+/// kernel's` when `kernel` is unknown) when libbpf reported a program
+/// that failed to load (`libbpf: prog 'P': BPF program load failed: ...`
+/// or `... failed to load: -N`), with the last two lines of the
+/// verifier's log (what it choked on, and how far it got).
+pub fn verifier_rejection(detail: &str, kernel: Option<&str>) -> Option<String> {
     let program = detail.lines().find_map(|l| {
         let rest = l.split("prog '").nth(1)?;
         let (name, tail) = rest.split_once("':")?;
@@ -43,11 +50,12 @@ pub fn verifier_rejection(detail: &str) -> Option<String> {
         .filter(|l| !l.is_empty() && !l.starts_with("libbpf:"))
         .collect();
     let last = &log[log.len().saturating_sub(2)..];
+    let whose = kernel.map_or("the kernel's".to_string(), |k| format!("the {k} kernel's"));
     Some(if last.is_empty() {
-        format!("the kernel's BPF verifier rejected program {program}")
+        format!("{whose} BPF verifier rejected program {program}")
     } else {
         format!(
-            "the kernel's BPF verifier rejected program {program}: {}",
+            "{whose} BPF verifier rejected program {program}: {}",
             last.join(" / ")
         )
     })
@@ -86,6 +94,6 @@ mod tests {
              negative, either use unsigned or 'var &= const' / processed 8128 insns (limit \
              1000000) max_states_per_insn 6"
         );
-        assert_eq!(verifier_rejection("EXIT: runnable task stall"), None);
+        assert_eq!(verifier_rejection("EXIT: runnable task stall", None), None);
     }
 }

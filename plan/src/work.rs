@@ -164,6 +164,13 @@ pub enum Work {
     /// A helper thread sends the worker `SIGUSR1` as fast as it can; the
     /// worker counts each signal it handles while it spins.
     SignalStorm,
+    /// A real program, run once for the run (or until it exits), with
+    /// its output captured and its own metrics read from it
+    /// ([`crate::payload::metrics`]).
+    Payload {
+        /// What to run (boxed: cgroup definitions stay small).
+        run: Box<crate::payload::PayloadRun>,
+    },
     /// The script's own loop of steps (spin, sleep, yield, io, futex wait).
     Custom {
         /// The steps, in order; one iteration runs them all.

@@ -289,7 +289,7 @@ impl Runner {
             &req.topology,
             &telemetry.run_results(),
             thresholds.clone(),
-            telemetry.failures(&outcome),
+            telemetry.failures(&outcome, kernel_release(&req.kernel)),
         );
         let expected =
             req.expect_fail
@@ -355,6 +355,14 @@ pub fn file_stem(label: &str) -> String {
             _ => '_',
         })
         .collect()
+}
+
+/// The release of a cached kernel (`6.12.118`); None for a bare image.
+fn kernel_release(k: &BootKernel) -> Option<&str> {
+    match k {
+        BootKernel::Entry(e) => Some(e.manifest.version.as_str()),
+        BootKernel::Image { .. } => None,
+    }
 }
 
 #[cfg(test)]

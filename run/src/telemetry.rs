@@ -65,15 +65,16 @@ impl Telemetry {
         }
     }
 
-    /// Problems outside the results: scheduler failures, VM failures, no
+    /// Problems outside the results: scheduler failures (a verifier
+    /// rejection names the `kernel` release when known), VM failures, no
     /// results at all.
-    pub fn failures(&self, o: &VmOutcome) -> Vec<String> {
+    pub fn failures(&self, o: &VmOutcome, kernel: Option<&str>) -> Vec<String> {
         let mut v = Vec::new();
         // The kernel's reason leads; the whole detail (output tail, the
         // kernel's dump) stays in the sidecar's telemetry.
         for s in &self.scheduler {
             if s.state != "attached" {
-                let why = ktstr_plan::sched_exit::headline(&s.detail);
+                let why = ktstr_plan::sched_exit::headline_on(&s.detail, kernel);
                 let first = s.detail.lines().map(str::trim).find(|l| !l.is_empty());
                 v.push(match first.filter(|f| *f != why) {
                     Some(f) => format!("scheduler {}: {why}\n  ({f})", s.state),

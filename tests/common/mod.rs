@@ -189,6 +189,21 @@ impl VmEnv {
         cmd
     }
 
+    /// `ktstr sched install SPEC --json` into the private cache, reusing the
+    /// real cache's cargo build directory (what a first install fills, and
+    /// what the scx crates share) so only the install itself happens here;
+    /// returns the install's JSON answer.
+    pub fn install_scheduler(&self, spec: &str) -> Value {
+        let target = real_cache_root().join("work/cargo-target");
+        let o = run(ktstr()
+            .args(["sched", "install", spec, "--json"])
+            .env("KTSTR_CACHE_DIR", self.cache.path())
+            .env("TMPDIR", self.tmp.path())
+            .env("CARGO_TARGET_DIR", &target));
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str(&stdout(&o)).expect("install --json")
+    }
+
     /// Asserts that no process mentions the private TMPDIR (no QEMU left)
     /// and that the TMPDIR is empty (no scratch files left).
     pub fn assert_no_leftovers(&self) {

@@ -100,6 +100,20 @@ fn register_scopes(engine: &mut Engine) {
             }))
         },
     );
+    def(
+        engine,
+        "payload(stats: &mut Stats, name: string) -> Metric",
+        "Metric `name` its payload reported about itself (`bogo_ops_per_s`,\n`iops`, `time_s`, `max_us`, ...), summed over the scope's workers.",
+        |s: &mut StatsScope, name: &str| -> RhaiResult<Metric> {
+            if name.is_empty() {
+                return fail("a payload metric needs a name");
+            }
+            Ok(Metric(MetricExpr::Metric {
+                scope: s.0.clone(),
+                name: format!("{}{name}", ktstr_plan::claims::PAYLOAD_METRIC_PREFIX),
+            }))
+        },
+    );
     for (name, doc) in METRICS {
         def(
             engine,

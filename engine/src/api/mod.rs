@@ -5,6 +5,7 @@
 mod cgroup;
 mod claims;
 pub(crate) mod def;
+mod files;
 mod scenario;
 mod steps;
 mod values;
@@ -89,6 +90,18 @@ pub(crate) fn position(p: Position) -> SourcePos {
         file: None,
         via: None,
     }
+}
+
+/// An array of strings (`what`: "scheduler arguments", ...), or an error
+/// naming the first element of another type.
+pub(crate) fn strings(what: &str, a: rhai::Array) -> RhaiResult<Vec<String>> {
+    a.into_iter()
+        .map(|v| {
+            v.into_immutable_string()
+                .map(|s| s.to_string())
+                .or_else(|t| fail(format!("{what} must be strings, not {t}")))
+        })
+        .collect()
 }
 
 /// A non-negative integer argument as u32, or an error naming `what`.

@@ -4,7 +4,7 @@
 use rhai::{Array, Engine, NativeCallContext};
 
 use super::def::def;
-use super::{count, fail, Ctx, RhaiResult};
+use super::{count, fail, strings, Ctx, RhaiResult};
 use crate::backend::Action;
 use ktstr_plan::{SchedulerSpec, TopologyConstraints};
 
@@ -97,23 +97,7 @@ pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
     register_constraints(engine, ctx);
     register_scheduler(engine, ctx);
     register_requirements(engine, ctx);
-    register_guest_file(engine, ctx);
-}
-
-fn register_guest_file(engine: &mut Engine, ctx: &Ctx) {
-    let c = ctx.clone();
-    def(
-        engine,
-        "guest_file(path: string) -> string",
-        "Ships the host file at `path` (relative to the scenario's directory) into\nthe guest and returns its path there (`/files/NAME`), to pass to the\nscheduler: `scheduler(\"scx_layered\", [\"--config\", guest_file(\"layered.json\")])`.\nThe file must exist, be at most 64 MiB and have a plain name; checked\nbefore anything boots.",
-        move |path: &str| -> RhaiResult<String> {
-            let host = c.dir.join(path);
-            let f = ktstr_plan::ShippedFile::new(&host).or_else(fail)?;
-            let guest = f.guest.clone();
-            c.apply(Action::ShipFile(f))?;
-            Ok(guest)
-        },
-    );
+    super::files::register(engine, ctx);
 }
 
 fn register_constraints(engine: &mut Engine, ctx: &Ctx) {
@@ -247,14 +231,7 @@ fn scheduler(c: &Ctx, call: &NativeCallContext, name: &str, args: Array) -> Rhai
     if name.trim().is_empty() {
         return fail("the scheduler name is empty");
     }
-    let args = args
-        .into_iter()
-        .map(|a| {
-            a.into_immutable_string()
-                .map(|s| s.to_string())
-                .or_else(|t| fail(format!("scheduler arguments must be strings, not {t}")))
-        })
-        .collect::<RhaiResult<Vec<String>>>()?;
+    let args = strings("scheduler arguments", args)?;
     c.apply(Action::Scheduler(SchedulerSpec {
         name: name.to_string(),
         args,

@@ -93,6 +93,10 @@ pub fn work(w: &Work) -> String {
         | Work::PriorityInversion { spinners: v }
         | Work::ProducerConsumerImbalance { consumers: v } => format!("{n}({v})"),
         Work::WakeChain { depth, pipe: true } => format!("wake_chain_pipe({depth})"),
+        Work::Payload { run } => {
+            let a: Vec<String> = run.args.iter().map(|x| string(x)).collect();
+            format!("payload({}, [{}])", string(&run.program), a.join(", "))
+        }
         Work::Custom { steps } => {
             let s: Vec<String> = steps.iter().map(custom_step).collect();
             format!("custom([{}])", s.join(", "))

@@ -34,6 +34,7 @@ pub struct Probe {
     spans_truncated: bool,
     cpu_nodes: Vec<u32>,
     counters: std::collections::BTreeMap<String, u64>,
+    payload: Option<ktstr_plan::payload::PayloadReport>,
     on_demand: Option<OnDemand>,
 }
 
@@ -135,6 +136,7 @@ impl Probe {
             spans_truncated: false,
             cpu_nodes,
             counters: Default::default(),
+            payload: None,
             on_demand: None,
         }
     }
@@ -218,6 +220,11 @@ impl Probe {
         });
     }
 
+    /// What the worker's payload program did.
+    pub fn set_payload(&mut self, run: ktstr_plan::payload::PayloadReport) {
+        self.payload = Some(run);
+    }
+
     /// Adds `n` to the work's counter `name`.
     pub fn count(&mut self, name: &str, n: u64) {
         *self.counters.entry(name.to_string()).or_default() += n;
@@ -282,6 +289,7 @@ impl Probe {
             cpu_spans: self.spans.clone(),
             cpu_spans_truncated: self.spans_truncated,
             counters: self.counters.clone(),
+            payload: self.payload.clone(),
             error: None,
         }
     }

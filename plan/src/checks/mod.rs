@@ -55,6 +55,13 @@ pub fn default_checks(
     progress(results, &limits, &mut f);
     isolation::check(plan, topology, results, &limits, &mut f);
     for (name, cg) in &results.cgroups {
+        if work_of(plan, name).is_some_and(|w| matches!(w, Work::Payload { .. })) {
+            f.notes.push(format!(
+                "cgroup {name} runs a payload: judged by its exit status and the claims \
+                 on its metrics"
+            ));
+            continue;
+        }
         fairness::check(name, &cg.workers, &limits, &mut f);
         latency::check(name, &cg.workers, &limits, &mut f);
         if work_of(plan, name).is_some_and(Work::moves_by_design) {
@@ -94,6 +101,14 @@ fn progress(results: &RunResults, limits: &Limits, f: &mut Findings) {
         for (i, w) in cg.workers.iter().enumerate() {
             if let Some(e) = &w.error {
                 f.reasons.push(format!("worker {name}[{i}] failed: {e}"));
+            } else if let Some(run) = &w.payload {
+                if let Some(why) = run.failure() {
+                    let last = run.output.lines().rev().find(|l| !l.trim().is_empty());
+                    f.reasons.push(match last {
+                        Some(l) => format!("worker {name}[{i}]: {why}\n  ({})", l.trim()),
+                        None => format!("worker {name}[{i}]: {why}"),
+                    });
+                }
             } else if w.iterations == 0 {
                 f.reasons
                     .push(format!("worker {name}[{i}] starved: no progress at all"));

@@ -2,12 +2,13 @@
 //! progress point per iteration; what proves it did (signals handled,
 //! moves made, ...) goes into the report's counters. The simple loops are
 //! here; the others by family in `cpu`, `io`, `moves`, `wake`,
-//! `priority` and `custom`.
+//! `priority`, `custom` and `payload` (a real program).
 
 mod cpu;
 mod custom;
 mod io;
 mod moves;
+mod payload;
 mod priority;
 mod wake;
 
@@ -93,6 +94,7 @@ pub fn run(work: &Work, r: &Run, p: &mut Probe) -> Result<(), String> {
         Work::ProducerConsumerImbalance { consumers } => wake::producer_consumer(r, p, *consumers),
         Work::SignalStorm => wake::signal_storm(r, p),
         Work::Custom { steps } => custom::custom(r, p, steps),
+        Work::Payload { run } => payload::payload(r, p, run),
     }
 }
 
