@@ -99,7 +99,7 @@ fn list_shows_the_catalog_and_filters() {
     assert!(all.as_array().unwrap().len() >= 60, "{all:#}");
     let o = run(ktstr().args(["list", "--filter", "nested/"]));
     let text = stdout(&o);
-    assert_eq!(text.lines().count(), 4, "{text}");
+    assert_eq!(text.lines().count(), 5, "{text}");
     assert!(text.contains("nested/parent_child"), "{text}");
 }
 

@@ -46,12 +46,15 @@ impl CgroupTree {
     }
 
     /// Creates cgroup `chain`; `has_children` makes it a parent with a
-    /// workers leaf. Returns the directory its processes go into.
-    pub fn add(&self, chain: &[String], has_children: bool) -> Result<PathBuf> {
+    /// workers leaf, whose children get the controllers when
+    /// `controllers`. Returns the directory its processes go into.
+    pub fn add(&self, chain: &[String], has_children: bool, controllers: bool) -> Result<PathBuf> {
         let dir = self.dir(chain);
         fs::create_dir(&dir).map_err(|e| at(&dir, "mkdir", e))?;
         if has_children {
-            enable(&dir)?;
+            if controllers {
+                enable(&dir)?;
+            }
             let leaf = dir.join(WORKERS_LEAF);
             fs::create_dir(&leaf).map_err(|e| at(&leaf, "mkdir", e))?;
             return Ok(leaf);

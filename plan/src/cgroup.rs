@@ -29,8 +29,17 @@ pub struct CgroupDef {
     pub affinity: Affinity,
     /// Worker process name.
     pub comm: Option<String>,
+    /// Whether its children (and its own workers' leaf, when it has
+    /// children) get the cpu and cpuset controllers; false leaves its
+    /// `cgroup.subtree_control` empty: they only group tasks.
+    #[serde(default = "controllers_default", skip_serializing_if = "Clone::clone")]
+    pub controllers: bool,
     /// Where the script defined it.
     pub at: SourcePos,
+}
+
+fn controllers_default() -> bool {
+    true
 }
 
 /// The longest cgroup name, in bytes.

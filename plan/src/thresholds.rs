@@ -42,11 +42,12 @@ pub const THRESHOLDS: [ThresholdDef; 9] = [
     },
     ThresholdDef {
         name: "max_throughput_cv_pct",
-        default: 15.0,
+        default: 25.0,
         time: false,
         doc: "How evenly a cgroup's workers progressed: the coefficient of variation \
               (standard deviation / mean) of their iterations per second, in percent. \
-              Judged when fairness is.",
+              Judged when fairness is. Two short-lived yielders under scx_simple \
+              showed 15.",
     },
     ThresholdDef {
         name: "min_work_rate_pct",

@@ -164,7 +164,19 @@ pub fn plan(args: &PlanArgs, manifests: Manifests) -> anyhow::Result<ExitCode> {
         });
     outln!("scheduler  {}", sched.trim())?;
     for g in &plan.cgroups {
-        outln!("cgroup     {}: {} x {}", g.name, g.workers, g.work.name())?;
+        match &g.work {
+            ktstr_plan::work::Work::Payload { run } => outln!(
+                "cgroup     {}: {} x payload {} {}",
+                g.name,
+                g.workers,
+                run.program,
+                run.args.join(" ")
+            )?,
+            w => outln!("cgroup     {}: {} x {}", g.name, g.workers, w.name())?,
+        }
+    }
+    for f in &plan.files {
+        outln!("file       {} -> {}", f.host, f.guest)?;
     }
     outln!("steps      {}", plan.steps.len())?;
     for c in &plan.claims {

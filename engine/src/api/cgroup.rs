@@ -37,6 +37,7 @@ fn new_def(
         policy: Policy::Normal,
         affinity: Affinity::Inherit,
         comm: None,
+        controllers: true,
         at: c.here(call),
     })
 }
@@ -113,6 +114,18 @@ pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
 }
 
 fn register_setters(engine: &mut Engine, ctx: &Ctx) {
+    let c = ctx.clone();
+    def(
+        engine,
+        "no_controllers(cgroup: &mut Cgroup) -> Cgroup",
+        "Leaves the cgroup's `cgroup.subtree_control` empty: its children only group\ntasks, with neither cpu weights nor cpusets of their own (they are\nscheduled as part of this cgroup).",
+        move |h: &mut CgroupHandle| {
+            update(&c, h, |d| {
+                d.controllers = false;
+                Ok(())
+            })
+        },
+    );
     let c = ctx.clone();
     def(
         engine,

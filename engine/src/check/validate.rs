@@ -26,6 +26,7 @@ pub const MAX_STEPS: usize = 10_000;
 /// A live cgroup: its workers and where it was defined.
 struct Live {
     workers: u32,
+    controllers: bool,
     at: SourcePos,
 }
 
@@ -172,11 +173,20 @@ fn define(def: &CgroupDef, at: &SourcePos, t: Option<&Topology>, v: &mut V) {
         );
     }
     if let Some(p) = &def.parent {
-        if !v.live.contains_key(p) {
-            v.err(
+        match v.live.get(p) {
+            None => v.err(
                 at,
                 format!("parent cgroup `{p}` of `{}` does not exist", def.name),
-            );
+            ),
+            Some(parent) if !parent.controllers && def.cpuset.is_some() => v.err(
+                at,
+                format!(
+                    "cgroup `{}` sets a cpuset, but its parent `{p}` gives its children no \
+                     controllers (no_controllers())",
+                    def.name
+                ),
+            ),
+            Some(_) => {}
         }
     }
     if def.workers < 1 || def.workers > MAX_WORKERS {
@@ -200,6 +210,7 @@ fn define(def: &CgroupDef, at: &SourcePos, t: Option<&Topology>, v: &mut V) {
         def.name.clone(),
         Live {
             workers: def.workers,
+            controllers: def.controllers,
             at: at.clone(),
         },
     );

@@ -143,6 +143,9 @@ fn setters(def: &CgroupDef) -> String {
     if let Some(c) = &def.comm {
         s += &format!(".comm({})", string(c));
     }
+    if !def.controllers {
+        s += ".no_controllers()";
+    }
     s
 }
 

@@ -100,7 +100,7 @@ impl Groups {
             return Err(AgentError::Plan(format!("cgroup `{}` exists", def.name)));
         }
         let has_children = self.all_parents || self.parents.contains(&def.name);
-        let procs = self.tree.add(&chain, has_children)?;
+        let procs = self.tree.add(&chain, has_children, def.controllers)?;
         let dir = self.tree.dir(&chain);
         if let Some(spec) = &def.cpuset {
             let cpus = spec.resolve(&self.topology).map_err(AgentError::Plan)?;

@@ -108,10 +108,13 @@ pub fn current_cpu_and_node() -> (u32, u32) {
 impl Probe {
     /// Starts measuring now.
     pub fn start() -> Self {
-        let now = Instant::now();
-        let start_mono_ms = monotonic_ms();
+        // sysfs first (slow under emulation): the CPU and the clocks are
+        // then read together, as at every progress point.
         let cpu_nodes = cpu_nodes();
         let cpu = current_cpu();
+        let now = Instant::now();
+        let start_mono_ms = monotonic_ms();
+        let placed = current_cpu() == cpu;
         let node = cpu_nodes.get(cpu as usize).copied().unwrap_or(0);
         Probe {
             start: now,
@@ -127,12 +130,15 @@ impl Probe {
             max_gap_cpu: cpu,
             wake_us: Vec::new(),
             wake_seen: 0,
-            spans: vec![CpuSpan {
-                cpu,
-                node,
-                from_ms: start_mono_ms,
-                to_ms: start_mono_ms,
-            }],
+            spans: placed
+                .then_some(CpuSpan {
+                    cpu,
+                    node,
+                    from_ms: start_mono_ms,
+                    to_ms: start_mono_ms,
+                })
+                .into_iter()
+                .collect(),
             spans_truncated: false,
             cpu_nodes,
             counters: Default::default(),
