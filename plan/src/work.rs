@@ -228,6 +228,34 @@ pub struct Phase {
 }
 
 impl Work {
+    /// Whether the worker runs threads of its own beside the one that
+    /// records progress: then its iteration rate depends on how those
+    /// share the CPU, and rates are not compared across workers.
+    pub fn has_helper_threads(&self) -> bool {
+        match self {
+            Work::PipeIo
+            | Work::FutexPingPong
+            | Work::FutexFanOut { .. }
+            | Work::CachePipe { .. }
+            | Work::FanOutCompute { .. }
+            | Work::MutexContention { .. }
+            | Work::WakeChain { .. }
+            | Work::ThunderingHerd { .. }
+            | Work::PreemptStorm
+            | Work::RtStarvation
+            | Work::SmtSiblingSpin
+            | Work::IoConvoy { .. }
+            | Work::AsymmetricWaker { .. }
+            | Work::EpollStorm { .. }
+            | Work::PriorityInversion { .. }
+            | Work::ProducerConsumerImbalance { .. }
+            | Work::SignalStorm
+            | Work::Payload { .. } => true,
+            Work::Sequence { phases } => phases.iter().any(|p| p.work.has_helper_threads()),
+            _ => false,
+        }
+    }
+
     /// Whether the work changes its own CPU, node or cgroup on purpose
     /// (then how often it migrates says nothing about the scheduler).
     pub fn moves_by_design(&self) -> bool {

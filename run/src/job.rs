@@ -168,6 +168,39 @@ impl JobResult {
 }
 
 impl Runner {
+    /// The files a plan job puts into the guest (its scheduler's binary,
+    /// the plan's shipped files) and how the scheduler starts; `Err` says
+    /// why the job cannot run (a scheduler not found, a shipped file gone
+    /// since the check).
+    fn guest_files(
+        &self,
+        req: &JobRequest,
+    ) -> Result<(Vec<GuestFile>, Option<ktstr_proto::SchedulerLaunch>), String> {
+        let (mut files, launch) = match &req.plan.scheduler {
+            Some(s) => {
+                let (f, l) = crate::scheduler::resolve(
+                    s,
+                    &req.kernel,
+                    &self.registry,
+                    req.attach_timeout,
+                    req.topology,
+                )?;
+                (vec![f], Some(l))
+            }
+            None => (vec![], None),
+        };
+        for f in &req.plan.files {
+            if !Path::new(&f.host).is_file() {
+                return Err(format!("{} (shipped as {}) is gone", f.host, f.guest));
+            }
+            files.push(GuestFile {
+                host: f.host.clone().into(),
+                guest: f.guest.clone(),
+            });
+        }
+        Ok((files, launch))
+    }
+
     /// Runs one plan job to its verdict. Errors are for jobs that could
     /// not be attempted (the initramfs, the backend); a job that ran and
     /// failed, or that this host cannot run, is a [`JobResult`].
@@ -181,32 +214,10 @@ impl Runner {
         if let Some(why) = crate::requirements::unmet(&req.plan.kernel, &req.kernel) {
             return Ok(with_rep(JobResult::skipped(label, why)));
         }
-        let (mut files, launch) = match &req.plan.scheduler {
-            Some(s) => match crate::scheduler::resolve(
-                s,
-                &req.kernel,
-                &self.registry,
-                req.attach_timeout,
-                req.topology,
-            ) {
-                Ok((f, l)) => (vec![f], Some(l)),
-                Err(e) => return Ok(with_rep(JobResult::failed(label, e))),
-            },
-            None => (vec![], None),
+        let (files, launch) = match self.guest_files(&req) {
+            Ok(x) => x,
+            Err(why) => return Ok(with_rep(JobResult::failed(label, why))),
         };
-        if let Some(gone) = req
-            .plan
-            .files
-            .iter()
-            .find(|f| !Path::new(&f.host).is_file())
-        {
-            let why = format!("{} (shipped as {}) is gone", gone.host, gone.guest);
-            return Ok(with_rep(JobResult::failed(label, why)));
-        }
-        files.extend(req.plan.files.iter().map(|f| GuestFile {
-            host: f.host.clone().into(),
-            guest: f.guest.clone(),
-        }));
         std::fs::create_dir_all(&self.run_dir).map_err(|e| RunError::io(&self.run_dir, e))?;
         let stem = self.stem(&label, repetition);
         let attach_s = launch.as_ref().map_or(0, |l| l.attach_timeout_s);

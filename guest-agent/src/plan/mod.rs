@@ -89,24 +89,11 @@ fn run_plan(job: PlanJob, channel: &Arc<Mutex<Channel>>, stop: &AtomicBool) -> R
     if !plan.files.is_empty() {
         r.event(shipped_files(&plan)?);
     }
-    let mut sched = match scheduler {
+    let mut sched = match scheduler.map(|l| attach(&l, &r)) {
         None => None,
-        Some(launch) => match scheduler::start(&launch) {
-            Ok(s) => {
-                r.send(GuestMessage::Scheduler {
-                    state: "attached".into(),
-                    detail: String::new(),
-                });
-                Some(s)
-            }
-            Err(e) => {
-                r.send(GuestMessage::Scheduler {
-                    state: "failed".into(),
-                    detail: e.to_string(),
-                });
-                return Ok(());
-            }
-        },
+        Some(Some(s)) => Some(s),
+        // It did not attach: the host has been told why.
+        Some(None) => return Ok(()),
     };
     let exe = std::env::current_exe().map_err(|e| AgentError::io("locate", "/proc/self/exe", e))?;
     let mut groups = Groups::new(Path::new(CGROUP_ROOT), &plan, topology, exe)?;
@@ -155,6 +142,20 @@ fn run_plan(job: PlanJob, channel: &Arc<Mutex<Channel>>, stop: &AtomicBool) -> R
         (_, None) => {}
     }
     Ok(())
+}
+
+/// Starts the scheduler `launch` and tells the host whether it attached
+/// (and if not, why); None when it did not.
+fn attach(launch: &SchedulerLaunch, r: &Reporter) -> Option<RunningScheduler> {
+    let (state, detail, running) = match scheduler::start(launch) {
+        Ok(s) => ("attached", String::new(), Some(s)),
+        Err(e) => ("failed", e.to_string(), None),
+    };
+    r.send(GuestMessage::Scheduler {
+        state: state.into(),
+        detail,
+    });
+    running
 }
 
 /// The plan's shipped files as the guest sees them (`/files/x (N bytes)`),

@@ -60,8 +60,15 @@ fn not_comparable(name: &str, workers: &[WorkerReport]) -> Option<String> {
 }
 
 /// The fairness checks of cgroup `name` (nothing with fewer than two
-/// workers).
-pub(super) fn check(name: &str, workers: &[WorkerReport], limits: &Limits, f: &mut Findings) {
+/// workers); iteration rates are compared only when `rates` (workers
+/// without helper threads, whose rate is their own CPU's work).
+pub(super) fn check(
+    name: &str,
+    workers: &[WorkerReport],
+    rates: bool,
+    limits: &Limits,
+    f: &mut Findings,
+) {
     if workers.len() < 2 {
         return;
     }
@@ -70,6 +77,12 @@ pub(super) fn check(name: &str, workers: &[WorkerReport], limits: &Limits, f: &m
         return;
     }
     let ws: Vec<&WorkerReport> = workers.iter().collect();
+    if !rates {
+        f.notes.push(format!(
+            "cgroup {name}: throughput not compared, its workers run helper threads (their \
+             rates depend on how those share the CPU)"
+        ));
+    }
     let judged = [
         (
             measures::spread_pct(&ws),
@@ -90,8 +103,9 @@ pub(super) fn check(name: &str, workers: &[WorkerReport], limits: &Limits, f: &m
             "a worker fell behind, slowest work rate",
         ),
     ];
-    for (value, limit, is_max, what) in judged {
-        let Ok(v) = value else { continue };
+    let judged = if rates { &judged[..] } else { &judged[..1] };
+    for &(ref value, limit, is_max, what) in judged {
+        let Ok(v) = *value else { continue };
         let bad = if is_max { v > limit } else { v < limit };
         if bad {
             let side = if is_max { "threshold" } else { "at least" };

@@ -62,7 +62,8 @@ pub fn default_checks(
             ));
             continue;
         }
-        fairness::check(name, &cg.workers, &limits, &mut f);
+        let rates = !work_of(plan, name).is_some_and(Work::has_helper_threads);
+        fairness::check(name, &cg.workers, rates, &limits, &mut f);
         latency::check(name, &cg.workers, &limits, &mut f);
         if work_of(plan, name).is_some_and(Work::moves_by_design) {
             f.notes.push(format!(

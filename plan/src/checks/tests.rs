@@ -175,3 +175,21 @@ fn work_that_moves_itself_is_not_judged_on_migrations() {
     );
     assert!(fails_with(&judge(&plan(2), ws), "restless"));
 }
+
+#[test]
+fn workers_with_helper_threads_are_not_compared_by_rate() {
+    let mut p = plan(4);
+    p.cgroups[0].work = Work::SignalStorm;
+    let mut ws = vec![worker(2_000.0); 4];
+    ws[3].iterations /= 3;
+    let f = judge(&p, ws.clone());
+    assert!(f.reasons.is_empty(), "{:?}", f.reasons);
+    assert!(
+        f.notes.iter().any(|n| n.contains("run helper threads")),
+        "{:?}",
+        f.notes
+    );
+    // Their CPU time still is: a worker at a third of the others' fails.
+    ws[3].cpu_time_ms /= 3.0;
+    assert!(fails_with(&judge(&p, ws), "unfair, CPU-time spread"));
+}
