@@ -46,15 +46,15 @@ pub const THRESHOLDS: [ThresholdDef; 9] = [
         time: false,
         doc: "How evenly a cgroup's workers progressed: the coefficient of variation \
               (standard deviation / mean) of their iterations per second, in percent. \
-              Judged when fairness is. Two short-lived yielders under scx_simple \
-              showed 15.",
+              Judged when fairness is, for work without helper threads. Two \
+              short-lived yielders under scx_simple showed 15.",
     },
     ThresholdDef {
         name: "min_work_rate_pct",
         default: 75.0,
         time: false,
         doc: "The slowest worker's iterations per second as a percentage of its cgroup's \
-              mean rate. Judged when fairness is.",
+              mean rate. Judged when fairness is, for work without helper threads.",
     },
     ThresholdDef {
         name: "max_wake_p99_us",
@@ -74,12 +74,12 @@ pub const THRESHOLDS: [ThresholdDef; 9] = [
     },
     ThresholdDef {
         name: "max_migration_ratio",
-        default: 0.9,
+        default: 0.95,
         time: false,
         doc: "CPU changes per iteration of a cgroup's workers (each progress point sees at \
               most one, so 1 means every iteration moved). Judged for cgroups of at least \
               1,000 iterations whose work does not move itself. scx_simple's global queue \
-              moved sleepers on 83 % of their wake-ups.",
+              moved sleepers on 85 % of their iterations.",
     },
     ThresholdDef {
         name: "min_numa_local_pct",
