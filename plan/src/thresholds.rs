@@ -46,15 +46,17 @@ pub const THRESHOLDS: [ThresholdDef; 9] = [
         time: false,
         doc: "How evenly a cgroup's workers progressed: the coefficient of variation \
               (standard deviation / mean) of their iterations per second, in percent. \
-              Judged when fairness is, for work without helper threads. Two \
-              short-lived yielders under scx_simple showed 15.",
+              Judged when fairness is, for work whose iterations are fixed \
+              computation (spinning, arithmetic, cache walks). Short-lived \
+              yielders showed 15 to 85.",
     },
     ThresholdDef {
         name: "min_work_rate_pct",
         default: 75.0,
         time: false,
         doc: "The slowest worker's iterations per second as a percentage of its cgroup's \
-              mean rate. Judged when fairness is, for work without helper threads.",
+              mean rate. Judged when fairness is, for work whose iterations are fixed \
+              computation.",
     },
     ThresholdDef {
         name: "max_wake_p99_us",

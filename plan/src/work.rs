@@ -228,30 +228,18 @@ pub struct Phase {
 }
 
 impl Work {
-    /// Whether the worker runs threads of its own beside the one that
-    /// records progress: then its iteration rate depends on how those
-    /// share the CPU, and rates are not compared across workers.
-    pub fn has_helper_threads(&self) -> bool {
+    /// Whether each iteration is a fixed amount of computation on the
+    /// worker's own thread (no yields, sleeps, wake-ups or helper
+    /// threads): only then is a worker's iteration rate its CPU's work,
+    /// and rates comparable across workers.
+    pub fn steady_rate(&self) -> bool {
         match self {
-            Work::PipeIo
-            | Work::FutexPingPong
-            | Work::FutexFanOut { .. }
-            | Work::CachePipe { .. }
-            | Work::FanOutCompute { .. }
-            | Work::MutexContention { .. }
-            | Work::WakeChain { .. }
-            | Work::ThunderingHerd { .. }
-            | Work::PreemptStorm
-            | Work::RtStarvation
-            | Work::SmtSiblingSpin
-            | Work::IoConvoy { .. }
-            | Work::AsymmetricWaker { .. }
-            | Work::EpollStorm { .. }
-            | Work::PriorityInversion { .. }
-            | Work::ProducerConsumerImbalance { .. }
-            | Work::SignalStorm
-            | Work::Payload { .. } => true,
-            Work::Sequence { phases } => phases.iter().any(|p| p.work.has_helper_threads()),
+            Work::SpinWait
+            | Work::AluHot
+            | Work::IpcVariance { .. }
+            | Work::CachePressure { .. }
+            | Work::PageFaultChurn { .. } => true,
+            Work::Sequence { phases } => phases.iter().all(|p| p.work.steady_rate()),
             _ => false,
         }
     }

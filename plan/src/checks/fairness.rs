@@ -60,8 +60,10 @@ fn not_comparable(name: &str, workers: &[WorkerReport]) -> Option<String> {
 }
 
 /// The fairness checks of cgroup `name` (nothing with fewer than two
-/// workers); iteration rates are compared only when `rates` (workers
-/// without helper threads, whose rate is their own CPU's work).
+/// workers); iteration rates are compared only when `rates` (work whose
+/// iterations are a fixed amount of computation, [`Work::steady_rate`]).
+///
+/// [`Work::steady_rate`]: crate::work::Work::steady_rate
 pub(super) fn check(
     name: &str,
     workers: &[WorkerReport],
@@ -79,8 +81,8 @@ pub(super) fn check(
     let ws: Vec<&WorkerReport> = workers.iter().collect();
     if !rates {
         f.notes.push(format!(
-            "cgroup {name}: throughput not compared, its workers run helper threads (their \
-             rates depend on how those share the CPU)"
+            "cgroup {name}: throughput not compared, its work's iterations do not cost a \
+             fixed amount of CPU (yields, sleeps, wake-ups or helper threads)"
         ));
     }
     let judged = [

@@ -62,7 +62,7 @@ pub fn default_checks(
             ));
             continue;
         }
-        let rates = !work_of(plan, name).is_some_and(Work::has_helper_threads);
+        let rates = work_of(plan, name).is_some_and(Work::steady_rate);
         fairness::check(name, &cg.workers, rates, &limits, &mut f);
         latency::check(name, &cg.workers, &limits, &mut f);
         if work_of(plan, name).is_some_and(Work::moves_by_design) {
