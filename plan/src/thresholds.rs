@@ -37,8 +37,10 @@ pub const THRESHOLDS: [ThresholdDef; 9] = [
         doc: "Fairness within a cgroup: (largest - smallest) / mean of its workers' CPU \
               time, in percent. A worker at half its fair share scores at least 50 at any \
               worker count. Workers of one cgroup share its nice value, so the shares are \
-              equal weights. Judged when the workers lived within 10 % of one span, used \
-              250 ms of CPU each on average and wanted a CPU 90 % of the time.",
+              equal weights. Judged for work whose iterations are fixed computation \
+              (yielders, sleepers and workers with helper threads do not ask for equal \
+              CPU time) when the workers lived within 10 % of one span, used 250 ms of \
+              CPU each on average and wanted a CPU 90 % of the time.",
     },
     ThresholdDef {
         name: "max_throughput_cv_pct",
@@ -46,17 +48,14 @@ pub const THRESHOLDS: [ThresholdDef; 9] = [
         time: false,
         doc: "How evenly a cgroup's workers progressed: the coefficient of variation \
               (standard deviation / mean) of their iterations per second, in percent. \
-              Judged when fairness is, for work whose iterations are fixed \
-              computation (spinning, arithmetic, cache walks). Short-lived \
-              yielders showed 15 to 85.",
+              Judged when fairness is. Yielders, not judged, showed 15 to 85.",
     },
     ThresholdDef {
         name: "min_work_rate_pct",
         default: 75.0,
         time: false,
         doc: "The slowest worker's iterations per second as a percentage of its cgroup's \
-              mean rate. Judged when fairness is, for work whose iterations are fixed \
-              computation.",
+              mean rate. Judged when fairness is.",
     },
     ThresholdDef {
         name: "max_wake_p99_us",
@@ -71,8 +70,10 @@ pub const THRESHOLDS: [ThresholdDef; 9] = [
         default: 75.0,
         time: false,
         doc: "How evenly a cgroup's workers were woken: the coefficient of variation of \
-              their median wake-up latencies, in percent. Judged for cgroups with two or \
-              more workers of at least 200 wake-up samples each. The catalog's worst was 14.",
+              their median wake-up latencies, in percent. Judged for work that wakes from \
+              its own sleeps (a ping-pong pair's latency depends on whether its two \
+              threads share a CPU: 6 against 76 µs), with two or more workers of at \
+              least 200 wake-up samples each. The catalog's worst was 14.",
     },
     ThresholdDef {
         name: "max_migration_ratio",

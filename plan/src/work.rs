@@ -244,6 +244,22 @@ impl Work {
         }
     }
 
+    /// Whether the work's wake-up samples all come from its own timed
+    /// sleeps (not from threads handing work to each other, whose
+    /// latency depends on where the pair sits): only then are median
+    /// wake latencies comparable across workers.
+    pub fn wakes_itself(&self) -> bool {
+        match self {
+            Work::Mixed
+            | Work::Bursty { .. }
+            | Work::IdleChurn { .. }
+            | Work::PreemptStorm
+            | Work::Custom { .. } => true,
+            Work::Sequence { phases } => phases.iter().all(|p| p.work.wakes_itself()),
+            _ => false,
+        }
+    }
+
     /// Whether the work changes its own CPU, node or cgroup on purpose
     /// (then how often it migrates says nothing about the scheduler).
     pub fn moves_by_design(&self) -> bool {

@@ -60,17 +60,9 @@ fn not_comparable(name: &str, workers: &[WorkerReport]) -> Option<String> {
 }
 
 /// The fairness checks of cgroup `name` (nothing with fewer than two
-/// workers); iteration rates are compared only when `rates` (work whose
-/// iterations are a fixed amount of computation, [`Work::steady_rate`]).
-///
-/// [`Work::steady_rate`]: crate::work::Work::steady_rate
-pub(super) fn check(
-    name: &str,
-    workers: &[WorkerReport],
-    rates: bool,
-    limits: &Limits,
-    f: &mut Findings,
-) {
+/// workers), for work whose iterations are a fixed amount of computation
+/// ([`crate::work::Work::steady_rate`]; the caller decides).
+pub(super) fn check(name: &str, workers: &[WorkerReport], limits: &Limits, f: &mut Findings) {
     if workers.len() < 2 {
         return;
     }
@@ -79,12 +71,6 @@ pub(super) fn check(
         return;
     }
     let ws: Vec<&WorkerReport> = workers.iter().collect();
-    if !rates {
-        f.notes.push(format!(
-            "cgroup {name}: throughput not compared, its work's iterations do not cost a \
-             fixed amount of CPU (yields, sleeps, wake-ups or helper threads)"
-        ));
-    }
     let judged = [
         (
             measures::spread_pct(&ws),
@@ -105,9 +91,8 @@ pub(super) fn check(
             "a worker fell behind, slowest work rate",
         ),
     ];
-    let judged = if rates { &judged[..] } else { &judged[..1] };
-    for &(ref value, limit, is_max, what) in judged {
-        let Ok(v) = *value else { continue };
+    for (value, limit, is_max, what) in judged {
+        let Ok(v) = value else { continue };
         let bad = if is_max { v > limit } else { v < limit };
         if bad {
             let side = if is_max { "threshold" } else { "at least" };

@@ -5,8 +5,16 @@ use super::{Findings, Limits};
 use crate::measures::{self, MIN_WAKE_SAMPLES};
 use crate::results::WorkerReport;
 
-/// The wake-up checks of cgroup `name`'s workers.
-pub(super) fn check(name: &str, workers: &[WorkerReport], limits: &Limits, f: &mut Findings) {
+/// The wake-up checks of cgroup `name`'s workers; their median latencies
+/// are compared only when `compare` (work that wakes from its own sleeps,
+/// [`crate::work::Work::wakes_itself`]).
+pub(super) fn check(
+    name: &str,
+    workers: &[WorkerReport],
+    compare: bool,
+    limits: &Limits,
+    f: &mut Findings,
+) {
     let max_p99 = limits.get("max_wake_p99_us");
     for (i, w) in workers.iter().enumerate() {
         if w.wake_samples >= MIN_WAKE_SAMPLES && w.wake_p99_us > max_p99 {
@@ -16,6 +24,9 @@ pub(super) fn check(name: &str, workers: &[WorkerReport], limits: &Limits, f: &m
                 w.wake_p99_us, w.wake_samples
             ));
         }
+    }
+    if !compare {
+        return;
     }
     let ws: Vec<&WorkerReport> = workers.iter().collect();
     let max_cv = limits.get("max_wake_cv_pct");

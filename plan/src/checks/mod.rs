@@ -62,9 +62,17 @@ pub fn default_checks(
             ));
             continue;
         }
-        let rates = work_of(plan, name).is_some_and(Work::steady_rate);
-        fairness::check(name, &cg.workers, rates, &limits, &mut f);
-        latency::check(name, &cg.workers, &limits, &mut f);
+        let work = work_of(plan, name);
+        if work.is_some_and(Work::steady_rate) {
+            fairness::check(name, &cg.workers, &limits, &mut f);
+        } else if cg.workers.len() > 1 {
+            f.notes.push(format!(
+                "cgroup {name}: fairness not judged, its work yields, blocks or runs helper \
+                 threads (only fixed computation asks for equal CPU time)"
+            ));
+        }
+        let compare_wakes = work.is_some_and(Work::wakes_itself);
+        latency::check(name, &cg.workers, compare_wakes, &limits, &mut f);
         if work_of(plan, name).is_some_and(Work::moves_by_design) {
             f.notes.push(format!(
                 "cgroup {name}: migrations and NUMA locality not judged, its work moves \

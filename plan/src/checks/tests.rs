@@ -103,10 +103,6 @@ fn each_new_threshold_trips_on_its_own_input() {
             Box::new(|ws| ws[1].wake_p99_us = 80_000.0),
         ),
         (
-            "uneven wake-ups",
-            Box::new(|ws| ws[0].wake_p50_us = 5_000.0),
-        ),
-        (
             "restless",
             Box::new(|ws| ws.iter_mut().for_each(|w| w.migrations = w.iterations)),
         ),
@@ -131,6 +127,17 @@ fn each_new_threshold_trips_on_its_own_input() {
         let f = judge(&p, ws);
         assert!(fails_with(&f, want), "{want}: {:?}", f.reasons);
     }
+    // Workers that wake from their own sleeps are compared by their median
+    // wake latency; others (ping-pong pairs: the pair's placement decides)
+    // are not.
+    let mut sleepers = plan(4);
+    sleepers.cgroups[0].work = Work::IdleChurn { sleep_us: 1000 };
+    let mut ws = fair();
+    ws[0].wake_p50_us = 5_000.0;
+    assert!(fails_with(&judge(&sleepers, ws.clone()), "uneven wake-ups"));
+    let mut pairs = plan(4);
+    pairs.cgroups[0].work = Work::FutexPingPong;
+    assert!(judge(&pairs, ws).reasons.is_empty());
     // One of 16 workers at 70 % of the others' rate: the CV (7 %) passes,
     // the slowest rate (71 % of the mean) does not.
     let mut ws = vec![worker(2_000.0); 16];
@@ -177,21 +184,21 @@ fn work_that_moves_itself_is_not_judged_on_migrations() {
 }
 
 #[test]
-fn work_without_a_steady_rate_is_not_compared_by_rate() {
-    let mut p = plan(4);
-    p.cgroups[0].work = Work::SignalStorm;
-    let mut ws = vec![worker(2_000.0); 4];
-    ws[3].iterations /= 3;
-    let f = judge(&p, ws.clone());
-    assert!(f.reasons.is_empty(), "{:?}", f.reasons);
-    assert!(
-        f.notes
-            .iter()
-            .any(|n| n.contains("do not cost a fixed amount of CPU")),
-        "{:?}",
-        f.notes
-    );
-    // Their CPU time still is: a worker at a third of the others' fails.
-    ws[3].cpu_time_ms /= 3.0;
-    assert!(fails_with(&judge(&p, ws), "unfair, CPU-time spread"));
+fn work_that_yields_or_blocks_is_not_judged_on_fairness() {
+    // Yielders and workers with helper threads do not ask for equal CPU
+    // time: six yielders on two CPUs got 666 to 965 ms under EEVDF.
+    for work in [Work::YieldHeavy, Work::SignalStorm] {
+        let mut p = plan(4);
+        p.cgroups[0].work = work;
+        let mut ws = vec![worker(2_000.0); 4];
+        ws[3].iterations /= 3;
+        ws[3].cpu_time_ms /= 3.0;
+        let f = judge(&p, ws);
+        assert!(f.reasons.is_empty(), "{:?}", f.reasons);
+        assert!(
+            f.notes.iter().any(|n| n.contains("fairness not judged")),
+            "{:?}",
+            f.notes
+        );
+    }
 }
