@@ -72,7 +72,7 @@ pub enum GuestMessage {
     },
     /// The scheduler attached, exited or was kicked out.
     Scheduler {
-        /// `attached`, `exited` or `failed`.
+        /// `attached`, `exited`, `failed` or `stuck` (did not exit when stopped).
         state: String,
         /// Its exit reason, output tail or kernel lines, when it ended.
         detail: String,

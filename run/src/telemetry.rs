@@ -18,7 +18,8 @@ pub struct TimedEvent {
 /// A change of the scheduler's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SchedulerEvent {
-    /// `attached`, `exited` or `failed`.
+    /// `attached`, `exited`, `failed` or `stuck` (killed at the end and
+    /// still there: the detail holds its kernel stack).
     pub state: String,
     /// Its exit reason, output tail or kernel lines, when it ended.
     pub detail: String,

@@ -106,11 +106,16 @@ impl Session {
             LiveRequest::Stats => return self.stats(),
             LiveRequest::StartScheduler { name, args } => self.start_scheduler(&name, args),
             LiveRequest::StopScheduler => match self.sched.take() {
-                Some((name, s)) => {
-                    s.stop();
-                    self.last_exit = Some(format!("{name} stopped by the session"));
-                    Ok(format!("{name} stopped"))
-                }
+                Some((name, s)) => match s.stop() {
+                    None => {
+                        self.last_exit = Some(format!("{name} stopped by the session"));
+                        Ok(format!("{name} stopped"))
+                    }
+                    Some(stuck) => {
+                        self.last_exit = Some(stuck.clone());
+                        Err(stuck)
+                    }
+                },
                 None => Err("no scheduler is running".to_string()),
             },
             LiveRequest::SchedState => return LiveAnswer::SchedState(self.sched_state()),
@@ -247,7 +252,9 @@ impl Session {
             g.finish();
         }
         if let Some((_, s)) = self.sched.take() {
-            s.stop();
+            if let Some(stuck) = s.stop() {
+                self.last_exit = Some(stuck);
+            }
         }
         self.t0_mono_ms = None;
     }

@@ -138,7 +138,14 @@ fn run_plan(job: PlanJob, channel: &Arc<Mutex<Channel>>, stop: &AtomicBool) -> R
             state: "exited".into(),
             detail,
         }),
-        (_, Some(s)) => s.stop(),
+        (_, Some(s)) => {
+            if let Some(stuck) = s.stop() {
+                r.send(GuestMessage::Scheduler {
+                    state: "stuck".into(),
+                    detail: stuck,
+                });
+            }
+        }
         (_, None) => {}
     }
     Ok(())

@@ -14,6 +14,9 @@ use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 
 const STATE: &str = "/sys/kernel/sched_ext/state";
+
+/// How long a stopping scheduler has after SIGINT, then after SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 const OPS: &str = "/sys/kernel/sched_ext/root/ops";
 const LOG: &str = "/tmp/ktstr-scheduler.log";
 
@@ -204,18 +207,40 @@ impl RunningScheduler {
         None
     }
 
-    /// Stops the scheduler (SIGINT, then SIGKILL after 5 s).
-    pub fn stop(mut self) {
+    /// Stops the scheduler (SIGINT, then SIGKILL after 5 s); a report of
+    /// where it is stuck when it still has not exited 5 s after that.
+    pub fn stop(mut self) -> Option<String> {
         let pid = Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
-        let until = Instant::now() + Duration::from_secs(5);
+        if self.exits_within(STOP_GRACE) {
+            return None;
+        }
+        let _ = self.child.kill();
+        if self.exits_within(STOP_GRACE) {
+            return None;
+        }
+        // Killed and still there: stuck in the kernel (detaching from
+        // sched_ext, most likely). Say where instead of waiting forever.
+        let stack = read_trim(&format!("/proc/{pid}/stack"));
+        Some(format!(
+            "the scheduler did not exit within {}s of SIGINT nor {}s of SIGKILL \
+             (sched_ext state `{}`); its kernel stack:\n{stack}\n{}",
+            STOP_GRACE.as_secs(),
+            STOP_GRACE.as_secs(),
+            read_trim(STATE),
+            kernel_lines()
+        ))
+    }
+
+    /// Whether the scheduler process exits within `grace`.
+    fn exits_within(&mut self, grace: Duration) -> bool {
+        let until = Instant::now() + grace;
         while Instant::now() < until {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                return true;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        false
     }
 }
