@@ -211,8 +211,9 @@ pub enum CustomStep {
     },
 }
 
-/// The longest one custom step may last, µs (10 s).
-pub const MAX_CUSTOM_STEP_US: u32 = 10_000_000;
+/// The longest one custom step may last, µs (1 s): a worker notices the
+/// stop only between steps, and the agent waits 10 s for it.
+pub const MAX_CUSTOM_STEP_US: u32 = 1_000_000;
 
 /// The most steps a custom loop may have.
 pub const MAX_CUSTOM_STEPS: usize = 64;

@@ -204,6 +204,18 @@ const ONE_COUNT: [(&str, &str, MakeWork); 20] = [
     ),
 ];
 
+/// The largest parameter a work type takes: times a worker cannot notice
+/// a stop during stay under 1 s (the agent waits 10 s for a stopping
+/// worker); memory and files, which live in the guest's RAM, under
+/// 256 MiB.
+fn most(name: &str) -> u32 {
+    match name {
+        "idle_churn" | "asymmetric_waker" => 1_000_000,
+        "io_sync_write" | "io_rand_read" | "ipc_variance" | "numa_working_set_sweep" => 262_144,
+        _ => u32::MAX,
+    }
+}
+
 pub(super) fn register(engine: &mut Engine) {
     for (name, doc, work) in PLAIN {
         def(engine, &format!("{name}() -> Work"), doc, move || {
@@ -220,6 +232,10 @@ pub(super) fn register(engine: &mut Engine) {
             let n = count(what, n)?;
             if n == 0 {
                 return fail(format!("{name}: {what} must be at least 1"));
+            }
+            let most = most(name);
+            if n > most {
+                return fail(format!("{name}: {what} must be at most {most}, not {n}"));
             }
             Ok(make(n))
         });
