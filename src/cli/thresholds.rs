@@ -46,9 +46,7 @@ fn backend(choice: BackendChoice) -> anyhow::Result<(BackendKind, String)> {
     let layout = ktstr_kernel::CacheLayout::from_env()?;
     let probe = KvmProbe::new(layout.root().join("probe").join("kvm.json"));
     Ok(match probe.cached() {
-        Some(v) if v.own_kvm => (BackendKind::Kvm, "the KVM probe's verdict".into()),
-        Some(v) if v.qemu_kvm => (BackendKind::QemuKvm, "the KVM probe's verdict".into()),
-        Some(_) => (BackendKind::QemuTcg, "the KVM probe's verdict".into()),
+        Some(v) => (v.backend(), "the KVM probe's verdict".into()),
         None => (
             BackendKind::QemuTcg,
             "assumed: the KVM probe has not run on this host".into(),

@@ -68,6 +68,20 @@ pub struct ProbeVerdict {
     pub checked_at: u64,
 }
 
+impl ProbeVerdict {
+    /// The backend `auto` picks on this verdict: the own KVM VMM when it
+    /// works, else qemu-kvm when that works, else qemu-tcg.
+    pub fn backend(&self) -> BackendKind {
+        if self.own_kvm {
+            BackendKind::Kvm
+        } else if self.qemu_kvm {
+            BackendKind::QemuKvm
+        } else {
+            BackendKind::QemuTcg
+        }
+    }
+}
+
 /// This host's identity for the probe cache: machine id and kernel release
 /// (a new kernel or a different machine probes again).
 pub fn host_key() -> String {
@@ -229,14 +243,7 @@ pub fn select(
         BackendChoice::Kind(k) => (k, None),
         BackendChoice::Auto => {
             let v = probe.verdict(boot);
-            let kind = if v.own_kvm {
-                BackendKind::Kvm
-            } else if v.qemu_kvm {
-                BackendKind::QemuKvm
-            } else {
-                BackendKind::QemuTcg
-            };
-            (kind, Some(v))
+            (v.backend(), Some(v))
         }
     }
 }
