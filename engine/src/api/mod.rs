@@ -104,6 +104,18 @@ pub(crate) fn strings(what: &str, a: rhai::Array) -> RhaiResult<Vec<String>> {
         .collect()
 }
 
+/// The elements of an array of `T` values, or an error that says what
+/// the function `takes` and the type of the first element that is not one.
+pub(crate) fn items<T: Clone + 'static>(a: rhai::Array, takes: &str) -> RhaiResult<Vec<T>> {
+    a.into_iter()
+        .map(|v| {
+            let t = v.type_name();
+            v.try_cast::<T>()
+                .map_or_else(|| fail(format!("{takes}, not {t}")), Ok)
+        })
+        .collect()
+}
+
 /// A non-negative integer argument as u32, or an error naming `what`.
 pub(crate) fn count(what: &str, v: i64) -> RhaiResult<u32> {
     u32::try_from(v).or_else(|_| {

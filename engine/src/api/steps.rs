@@ -4,7 +4,7 @@ use rhai::{Array, Engine, NativeCallContext};
 
 use super::cgroup::{exact_affinity, nice_value, CgroupHandle};
 use super::def::def;
-use super::{count, fail, Ctx, RhaiResult};
+use super::{count, fail, items, Ctx, RhaiResult};
 use crate::backend::Action;
 use ktstr_plan::cpuset::CpusetSpec;
 use ktstr_plan::policy::{Affinity, Policy};
@@ -52,16 +52,7 @@ pub(super) fn register(engine: &mut Engine, ctx: &Ctx) {
         "step(ops: array, hold: Hold)",
         "A step of the run: `ops` happen at once, then the run holds for\n`hold` (`frac(f)`, `fixed(secs)` or `looped(n)`). Steps follow each\nother on one clock; what time is left after the last runs unchanged.",
         move |call: NativeCallContext, ops: Array, hold: Hold| -> RhaiResult<()> {
-            let ops = ops
-                .into_iter()
-                .map(|o| {
-                    let t = o.type_name();
-                    o.try_cast::<Op>().map_or_else(
-                        || fail(format!("step takes ops such as set_cpuset(..), not {t}")),
-                        Ok,
-                    )
-                })
-                .collect::<RhaiResult<Vec<Op>>>()?;
+            let ops = items(ops, "step takes ops such as set_cpuset(..)")?;
             c.apply(Action::Step(Step {
                 ops,
                 hold,

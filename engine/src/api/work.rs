@@ -3,7 +3,7 @@
 use rhai::{Array, Engine};
 
 use super::def::def;
-use super::{count, fail, RhaiResult};
+use super::{count, fail, items, RhaiResult};
 use ktstr_plan::work::{CustomStep, Phase, Work, MAX_CUSTOM_STEPS, MAX_CUSTOM_STEP_US};
 
 /// Work types without parameters: (script name, doc, value).
@@ -265,37 +265,35 @@ fn step_us(what: &str, us: i64) -> RhaiResult<u32> {
     }
 }
 
-fn register_custom(engine: &mut Engine) {
-    def(
-        engine,
-        "spin_for(us: int) -> CustomStep",
-        "A custom step: busy for `us` µs.",
-        |us: i64| -> RhaiResult<CustomStep> {
-            Ok(CustomStep::Spin {
-                us: step_us("spin_for", us)?,
-            })
-        },
-    );
-    def(
-        engine,
-        "sleep_for(us: int) -> CustomStep",
+/// Makes a timed custom step from its µs.
+type MakeStep = fn(u32) -> CustomStep;
+
+/// The timed custom steps: (name, doc, make).
+const TIMED_STEPS: [(&str, &str, MakeStep); 3] = [
+    ("spin_for", "A custom step: busy for `us` µs.", |us| {
+        CustomStep::Spin { us }
+    }),
+    (
+        "sleep_for",
         "A custom step: asleep for `us` µs (the overshoot is a wake sample).",
-        |us: i64| -> RhaiResult<CustomStep> {
-            Ok(CustomStep::Sleep {
-                us: step_us("sleep_for", us)?,
-            })
-        },
-    );
-    def(
-        engine,
-        "futex_wait_for(us: int) -> CustomStep",
+        |us| CustomStep::Sleep { us },
+    ),
+    (
+        "futex_wait_for",
         "A custom step: blocked on a futex no one wakes for `us` µs.",
-        |us: i64| -> RhaiResult<CustomStep> {
-            Ok(CustomStep::FutexWait {
-                us: step_us("futex_wait_for", us)?,
-            })
-        },
-    );
+        |us| CustomStep::FutexWait { us },
+    ),
+];
+
+fn register_custom(engine: &mut Engine) {
+    for (name, doc, make) in TIMED_STEPS {
+        def(
+            engine,
+            &format!("{name}(us: int) -> CustomStep"),
+            doc,
+            move |us: i64| -> RhaiResult<CustomStep> { Ok(make(step_us(name, us)?)) },
+        );
+    }
     def(
         engine,
         "yield_step() -> CustomStep",
@@ -324,16 +322,7 @@ fn register_custom(engine: &mut Engine) {
                     steps.len()
                 ));
             }
-            let steps = steps
-                .into_iter()
-                .map(|s| {
-                    let t = s.type_name();
-                    s.try_cast::<CustomStep>().map_or_else(
-                        || fail(format!("custom takes steps (spin_for(...), ...), not {t}")),
-                        Ok,
-                    )
-                })
-                .collect::<RhaiResult<Vec<CustomStep>>>()?;
+            let steps = items(steps, "custom takes steps (spin_for(...), ...)")?;
             Ok(Work::Custom { steps })
         },
     );
@@ -361,16 +350,7 @@ fn register_phases(engine: &mut Engine) {
             if phases.is_empty() {
                 return fail("sequence([]) has no phases");
             }
-            let phases = phases
-                .into_iter()
-                .map(|p| {
-                    let t = p.type_name();
-                    p.try_cast::<Phase>().map_or_else(
-                        || fail(format!("sequence takes phase(...) values, not {t}")),
-                        Ok,
-                    )
-                })
-                .collect::<RhaiResult<Vec<Phase>>>()?;
+            let phases = items(phases, "sequence takes phase(...) values")?;
             Ok(Work::Sequence { phases })
         },
     );
