@@ -1,6 +1,6 @@
 //! Thin wrappers over the system calls the work types exercise.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use ktstr_plan::policy::Policy;
@@ -41,6 +41,26 @@ pub fn futex_wake(word: &AtomicU32, n: i32) {
 pub fn futex_signal(word: &AtomicU32, n: i32) {
     word.fetch_add(1, Ordering::SeqCst);
     futex_wake(word, n);
+}
+
+/// Waits on the futex `word` until it moves past `seen` and returns its
+/// new value, or None once `done` is set (seen at least every `poll`): the
+/// waiting side of a generation counter that a waker bumps with
+/// [`futex_signal`].
+pub fn next_generation(
+    word: &AtomicU32,
+    seen: u32,
+    done: &AtomicBool,
+    poll: Duration,
+) -> Option<u32> {
+    while !done.load(Ordering::Relaxed) {
+        let now = word.load(Ordering::SeqCst);
+        if now != seen {
+            return Some(now);
+        }
+        futex_wait(word, seen, poll);
+    }
+    None
 }
 
 /// Gives up the CPU.

@@ -158,12 +158,7 @@ pub(super) fn fan_out_compute(r: &Run, p: &mut Probe, n: u32) -> Result<(), Stri
             );
             thread::spawn(move || {
                 let mut seen = 0;
-                while !d.load(Ordering::Relaxed) {
-                    let now = g.load(Ordering::SeqCst);
-                    if now == seen {
-                        sys::futex_wait(&g, seen, POLL);
-                        continue;
-                    }
+                while let Some(now) = sys::next_generation(&g, seen, &d, POLL) {
                     seen = now;
                     l.fetch_max(
                         stamp(base).saturating_sub(s.load(Ordering::SeqCst)),

@@ -265,14 +265,10 @@ fn fan_out(r: &Run, p: &mut Probe, n: u32) -> Result<(), String> {
             let (g, s, l, d) = (gen.clone(), sent.clone(), latencies.clone(), done.clone());
             thread::spawn(move || {
                 let mut seen = g.load(Ordering::SeqCst);
-                while !d.load(Ordering::Relaxed) {
-                    sys::futex_wait(&g, seen, POLL);
-                    let now = g.load(Ordering::SeqCst);
-                    if now != seen {
-                        seen = now;
-                        let lat = stamp(base).saturating_sub(s.load(Ordering::SeqCst));
-                        l.lock().unwrap_or_else(|e| e.into_inner()).push(lat);
-                    }
+                while let Some(now) = sys::next_generation(&g, seen, &d, POLL) {
+                    seen = now;
+                    let lat = stamp(base).saturating_sub(s.load(Ordering::SeqCst));
+                    l.lock().unwrap_or_else(|e| e.into_inner()).push(lat);
                 }
             })
         })

@@ -34,12 +34,7 @@ pub(super) fn asymmetric_waker(r: &Run, p: &mut Probe, work_us: u32) -> Result<(
     let (w, s, l, d) = (word.clone(), sent.clone(), latency.clone(), done.clone());
     let wakee = thread::spawn(move || {
         let mut seen = 0;
-        while !d.load(Ordering::Relaxed) {
-            let now = w.load(Ordering::SeqCst);
-            if now == seen {
-                sys::futex_wait(&w, seen, POLL);
-                continue;
-            }
+        while let Some(now) = sys::next_generation(&w, seen, &d, POLL) {
             seen = now;
             l.store(
                 stamp(base).saturating_sub(s.load(Ordering::SeqCst)),
