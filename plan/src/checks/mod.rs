@@ -55,14 +55,14 @@ pub fn default_checks(
     progress(results, &limits, &mut f);
     isolation::check(plan, topology, results, &limits, &mut f);
     for (name, cg) in &results.cgroups {
-        if work_of(plan, name).is_some_and(|w| matches!(w, Work::Payload { .. })) {
+        let work = work_of(plan, name);
+        if work.is_some_and(|w| matches!(w, Work::Payload { .. })) {
             f.notes.push(format!(
                 "cgroup {name} runs a payload: judged by its exit status and the claims \
                  on its metrics"
             ));
             continue;
         }
-        let work = work_of(plan, name);
         if work.is_some_and(Work::steady_rate) {
             fairness::check(name, &cg.workers, &limits, &mut f);
         } else if cg.workers.len() > 1 {
@@ -73,7 +73,7 @@ pub fn default_checks(
         }
         let compare_wakes = work.is_some_and(Work::wakes_itself);
         latency::check(name, &cg.workers, compare_wakes, &limits, &mut f);
-        if work_of(plan, name).is_some_and(Work::moves_by_design) {
+        if work.is_some_and(Work::moves_by_design) {
             f.notes.push(format!(
                 "cgroup {name}: migrations and NUMA locality not judged, its work moves \
                  itself by design"
