@@ -17,32 +17,9 @@ fn ktstr_run(env: &VmEnv, args: &[&str]) -> (Option<i32>, String, Option<Sidecar
     full.extend_from_slice(&["--backend", "qemu-tcg"]);
     let o = run(env.ktstr(&full).env("KTSTR_RUNS_DIR", &runs));
     let out = stdout(&o);
-    let sidecar = walk_json(&runs);
+    let sidecar = common::all_sidecars(&runs).into_iter().next();
     env.assert_no_leftovers();
     (o.status.code(), format!("{out}{}", stderr(&o)), sidecar)
-}
-
-/// The first sidecar under `dir`.
-fn walk_json(dir: &std::path::Path) -> Option<Sidecar> {
-    all_json(dir).into_iter().next()
-}
-
-/// Every sidecar under `dir`, each read back as a typed [`Sidecar`] (a
-/// sidecar a run writes that does not read back fails the test).
-fn all_json(dir: &std::path::Path) -> Vec<Sidecar> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            // A run's dataset (`stats/dataset.json`) is not a sidecar.
-            if !p.join("dataset.json").exists() {
-                out.extend(all_json(&p));
-            }
-        } else if p.extension().is_some_and(|x| x == "json") {
-            out.push(Sidecar::read(&p).unwrap_or_else(|e| panic!("{e}")));
-        }
-    }
-    out
 }
 
 /// Runs the steady two-cgroup scenario ten times in a row (ten VMs) and
@@ -69,7 +46,7 @@ fn ten_steady_runs(env: &VmEnv, extra: &[&str], sched: &str) -> Vec<Sidecar> {
         out.contains("two_cgroups.rhai: 10/10 passed, 0 failed (0 %)"),
         "{out}"
     );
-    let sidecars = all_json(&env.cache.path().join("runs"));
+    let sidecars = common::all_sidecars(&env.cache.path().join("runs"));
     assert_eq!(sidecars.len(), RUNS);
     let mut repetitions: Vec<u32> = sidecars.iter().map(|s| s.repetition.index).collect();
     repetitions.sort_unstable();

@@ -18,18 +18,7 @@ fn ktstr_run(env: &VmEnv, args: &[&str]) -> (Option<i32>, String, Vec<Sidecar>) 
     full.extend_from_slice(&["--backend", "qemu-tcg"]);
     let o = run(env.ktstr(&full).env("KTSTR_RUNS_DIR", &runs));
     env.assert_no_leftovers();
-    let mut sidecars = Vec::new();
-    let mut dirs = vec![runs];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() && !p.join("dataset.json").exists() {
-                dirs.push(p);
-            } else if p.extension().is_some_and(|x| x == "json") {
-                sidecars.push(Sidecar::read(&p).unwrap_or_else(|e| panic!("{e}")));
-            }
-        }
-    }
+    let sidecars = common::all_sidecars(&runs);
     (
         o.status.code(),
         format!("{}{}", stdout(&o), stderr(&o)),

@@ -5,30 +5,13 @@
 //! a VM (`tests/vm_verdicts.rs`); here they must refuse clearly when the
 //! host lacks what they need.
 
-use std::path::Path;
-use std::time::Duration;
+mod common;
 
-use ktstr_guest_agent::workers::{Worker, WorkerSpec};
-use ktstr_plan::policy::Policy;
+use std::path::Path;
+
+use common::worker::run;
 use ktstr_plan::work::{CustomStep, Work};
 use ktstr_proto::WorkerReport;
-
-fn run(work: Work, millis: u64) -> WorkerReport {
-    let spec = WorkerSpec {
-        cgroup: "t".into(),
-        index: 0,
-        work,
-        nice: 0,
-        policy: Policy::Normal,
-        cpus: None,
-        comm: Some("ktstr-test".into()),
-    };
-    let exe = Path::new(env!("CARGO_BIN_EXE_ktstr-guest-agent"));
-    let mut w = Worker::spawn(exe, spec).expect("spawn worker");
-    w.start().expect("start");
-    std::thread::sleep(Duration::from_millis(millis));
-    w.stop(Duration::from_secs(10))
-}
 
 fn counter(r: &WorkerReport, name: &str) -> u64 {
     r.counters.get(name).copied().unwrap_or(0)

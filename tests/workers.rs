@@ -1,30 +1,15 @@
 //! Every work type runs in a real worker process (the guest agent binary
 //! in `--worker` mode, here on the host) and reports real telemetry.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
+use common::worker::run;
 use ktstr_guest_agent::workers::{Worker, WorkerSpec};
 use ktstr_plan::policy::Policy;
 use ktstr_plan::work::{Phase, Work};
-use ktstr_proto::WorkerReport;
-
-fn run(work: Work, millis: u64) -> WorkerReport {
-    let spec = WorkerSpec {
-        cgroup: "t".into(),
-        index: 0,
-        work,
-        nice: 0,
-        policy: Policy::Normal,
-        cpus: None,
-        comm: Some("ktstr-test".into()),
-    };
-    let exe = Path::new(env!("CARGO_BIN_EXE_ktstr-guest-agent"));
-    let mut w = Worker::spawn(exe, spec).expect("spawn worker");
-    w.start().expect("start");
-    std::thread::sleep(Duration::from_millis(millis));
-    w.stop(Duration::from_secs(10))
-}
 
 fn all_work() -> Vec<(Work, bool)> {
     // (work, whether it measures wake latency)

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 pub mod browser;
+pub mod worker;
 
 /// The `ktstr` binary under test.
 pub fn ktstr() -> Command {
@@ -229,6 +230,24 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         if cmdline.contains(needle) {
             out.push(format!("{}: {cmdline}", e.file_name().to_string_lossy()));
+        }
+    }
+    out
+}
+
+/// Every sidecar under `dir`, each read back as a typed
+/// [`ktstr_run::Sidecar`] (a sidecar a run writes that does not read back
+/// fails the test); a run's dataset directory (`stats/`) is not searched.
+pub fn all_sidecars(dir: &Path) -> Vec<ktstr_run::Sidecar> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if !p.join("dataset.json").exists() {
+                out.extend(all_sidecars(&p));
+            }
+        } else if p.extension().is_some_and(|x| x == "json") {
+            out.push(ktstr_run::Sidecar::read(&p).unwrap_or_else(|e| panic!("{e}")));
         }
     }
     out
