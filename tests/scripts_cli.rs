@@ -162,7 +162,7 @@ fn thresholds_lists_every_layer_with_its_source() {
     assert_eq!(row("max_spread_pct")["source"]["layer"], "command_line");
     assert_eq!(row("isolation_grace_ms")["source"]["factor"], 2.5);
     assert_eq!(row("isolation_grace_ms")["value"], 1250.0);
-    assert_eq!(v["thresholds"].as_array().unwrap().len(), 9);
+    assert_eq!(v["thresholds"].as_array().unwrap().len(), 12);
     assert!(row("min_numa_local_pct")["doc"]
         .as_str()
         .unwrap()

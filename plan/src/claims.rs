@@ -36,7 +36,7 @@ pub enum Scope {
 }
 
 /// The metrics scripts can name: (name, what it is, with its unit).
-pub const METRICS: [(&str, &str); 18] = [
+pub const METRICS: [(&str, &str); 21] = [
     ("iterations", "Loop iterations of the scope's workers, summed."),
     ("min_iterations", "The fewest iterations any one worker of the scope made."),
     ("max_gap_ms", "The longest gap between two progress points of any worker, ms."),
@@ -81,6 +81,18 @@ pub const METRICS: [(&str, &str); 18] = [
     (
         "stall_ms",
         "The longest stretch without any progress of the scope, ms.",
+    ),
+    (
+        "cpu_stall_ms",
+        "Host-side monitor, whole VM: the longest any CPU held runnable tasks without\nrunning them, ms.",
+    ),
+    (
+        "rq_imbalance",
+        "Host-side monitor, whole VM: the largest run-queue imbalance within an LLC\n(busiest CPU's mean length over the idlest's, per 1 s window).",
+    ),
+    (
+        "local_dsq_max",
+        "Host-side monitor, whole VM: the deepest sched_ext local dispatch queue seen.",
     ),
 ];
 
@@ -278,6 +290,12 @@ fn workers<'a>(r: &'a RunResults, scope: &Scope) -> Result<Vec<&'a WorkerReport>
 }
 
 fn metric(r: &RunResults, scope: &Scope, name: &str) -> Result<f64, String> {
+    if crate::monitor::MONITOR_METRICS.contains(&name) {
+        return match &r.monitor {
+            Some(m) => m.metric(name),
+            None => Err("the host-side monitor did not run (--no-monitor?)".into()),
+        };
+    }
     let ws = workers(r, scope)?;
     if name == "workers" {
         return Ok(ws.len() as f64);

@@ -9,6 +9,7 @@
 //!   the one type both the guest and the host use) and
 //!   [`results::RunResults`], the same grouped by cgroup for judging.
 //! - [`series`]: metrics over the progress time series.
+//! - [`monitor`]: the host's samples of the guest kernel's run queues.
 //! - [`thresholds`]: the one registry of threshold names, their rule and
 //!   defaults, and how the layers combine.
 //! - [`verdict`]: default checks, claims, and the outcome.
@@ -23,6 +24,7 @@ pub mod claims;
 pub mod cpuset;
 pub mod live;
 pub mod measures;
+pub mod monitor;
 pub mod payload;
 pub mod plan;
 pub mod policy;

@@ -135,6 +135,10 @@ pub struct RunResults {
     /// ended early has fewer than its plan).
     #[serde(default)]
     pub ops_applied: Vec<OpsApplied>,
+    /// What the host-side monitor saw of the guest's run queues, sample
+    /// times counted from the workers' start (None: no monitor ran).
+    #[serde(default)]
+    pub monitor: Option<crate::monitor::MonitorReport>,
 }
 
 impl RunResults {

@@ -23,7 +23,7 @@ pub struct ThresholdDef {
 /// Every threshold the verdict reads, with its built-in value. The
 /// defaults were chosen from runs of the catalog under EEVDF and
 /// scx_simple (README, "Verdict thresholds").
-pub const THRESHOLDS: [ThresholdDef; 9] = [
+pub const THRESHOLDS: [ThresholdDef; 12] = [
     ThresholdDef {
         name: "max_gap_ms",
         default: 2000.0,
@@ -100,6 +100,31 @@ pub const THRESHOLDS: [ThresholdDef; 9] = [
         time: true,
         doc: "How long after a cpuset change (from when the change was written) a worker \
               may still be seen on a CPU the new cpuset excludes, ms.",
+    },
+    ThresholdDef {
+        name: "max_cpu_stall_ms",
+        default: 1000.0,
+        time: true,
+        doc: "The host-side monitor: how long a guest CPU may hold runnable tasks without \
+              running them (its run queue clock stands still, or it runs its idle task), \
+              sample after sample, ms. Catches a scheduler that stops dispatching a CPU's \
+              tasks before the sched_ext watchdog does (5 s for scx_qmap).",
+    },
+    ThresholdDef {
+        name: "max_rq_imbalance",
+        default: 4.0,
+        time: false,
+        doc: "The host-side monitor: within each LLC, over 1 s windows, the busiest CPU's \
+              mean run queue length divided by the idlest one's (counted as at least 1). \
+              4 means one CPU held four runnable tasks for a second while a sibling had at \
+              most one.",
+    },
+    ThresholdDef {
+        name: "max_local_dsq_depth",
+        default: 64.0,
+        time: false,
+        doc: "The host-side monitor: the deepest any CPU's sched_ext local dispatch queue \
+              may get (tasks dispatched to a CPU and waiting there).",
     },
 ];
 

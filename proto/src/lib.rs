@@ -27,4 +27,6 @@ pub use ktstr_plan::results::{
     CpuSpan, OpsApplied, ProgressPoint, WorkerReport, MAX_CPU_SPANS, MAX_CPU_SPAN_MS,
     MAX_PROGRESS_POINTS, SAMPLE_INTERVAL_MS,
 };
-pub use message::{GuestMessage, GuestReport, OutputStream, PROTOCOL_VERSION};
+pub use message::{
+    GuestMessage, GuestReport, OutputStream, PROTOCOL_VERSION, WORKERS_STARTED_EVENT,
+};

@@ -9,6 +9,11 @@ use serde::{Deserialize, Serialize};
 /// requests and answers, `Shutdown`).
 pub const PROTOCOL_VERSION: u32 = 3;
 
+/// How the agent's event that a plan's workers have started ends
+/// (`2 cgroup(s) started`): the zero of the workers' clock, which the host
+/// aligns its monitor's samples to.
+pub const WORKERS_STARTED_EVENT: &str = "cgroup(s) started";
+
 /// What the guest saw once its filesystems were mounted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuestReport {

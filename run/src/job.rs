@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ktstr_kernel::{BootKernel, CacheLayout, Observer};
+use ktstr_plan::monitor::{MonitorReport, DEFAULT_MONITOR_PERIOD_MS};
 use ktstr_plan::verdict::{self, Outcome, Verdict};
 use ktstr_plan::Plan;
 use ktstr_proto::{Fault, GuestMessage, Job, JobSpec};
 use ktstr_sched::SchedulersToml;
 use ktstr_topology::Topology;
 use ktstr_vmm::initramfs::GuestFile;
+use ktstr_vmm::introspect::MonitorConfig;
 use ktstr_vmm::probe::BackendChoice;
 use ktstr_vmm::session::SessionIo;
 use ktstr_vmm::to_guest::HostQueue;
@@ -84,6 +86,8 @@ pub struct JobRequest {
     pub to_guest: Option<HostQueue>,
     /// Sees every message from the guest as it arrives.
     pub watch: Option<Watch>,
+    /// The host-side monitor's sampling period in ms (None: no monitor).
+    pub monitor_ms: Option<u32>,
 }
 
 impl JobRequest {
@@ -106,6 +110,7 @@ impl JobRequest {
             cancel: Arc::new(AtomicBool::new(false)),
             to_guest: None,
             watch: None,
+            monitor_ms: Some(DEFAULT_MONITOR_PERIOD_MS),
         }
     }
 
@@ -247,10 +252,28 @@ impl Runner {
         let mut io = SessionIo::logged(vm.console_log.clone());
         io.cancel = Arc::clone(&req.cancel);
         io.to_guest = req.to_guest.take();
+        let no_layout = match req.monitor_ms {
+            Some(ms) => match crate::introspect::layout_for(&req.kernel) {
+                Ok(layout) => {
+                    io.monitor = Some(MonitorConfig {
+                        layout,
+                        period: Duration::from_millis(u64::from(ms)),
+                        cpus: req.topology.cpus() as usize,
+                    });
+                    None
+                }
+                Err(why) => Some(format!("monitor unavailable: {why}")),
+            },
+            None => None,
+        };
         let mut telemetry = Telemetry::default();
         let mut watch = req.watch.take();
         let start = Instant::now();
+        let mut workers_started: Option<Instant> = None;
         let outcome = vm.run(io, &mut |m| {
+            if workers_started.is_none() && is_workers_started(m) {
+                workers_started = Some(Instant::now());
+            }
             telemetry.take(m);
             if let Some(w) = watch.as_mut() {
                 w(m);
@@ -264,6 +287,20 @@ impl Runner {
             Err(e) => return Err(e.into()),
         };
         let seconds = start.elapsed().as_secs_f64();
+        let mut outcome = outcome;
+        if let Some(why) = no_layout {
+            outcome.monitor = Some(MonitorReport {
+                unavailable: Some(why),
+                ..MonitorReport::default()
+            });
+        }
+        if let Some(report) = outcome.monitor.as_mut() {
+            if let Some(at) = workers_started {
+                report.rebase((at - start).as_millis() as i64);
+            }
+            report.llcs = ktstr_plan::checks::monitor::llc_cpus(&req.topology);
+            report.workers_ms = telemetry.duration_ms.map(|d| d as i64);
+        }
         let sidecar = self.judge(&req, &label, outcome, telemetry, seconds);
         let path = self.run_dir.join(format!("{stem}.json"));
         sidecar.write(&path).map_err(|e| RunError::io(&path, e))?;
@@ -295,10 +332,12 @@ impl Runner {
             outcome.backend,
             busy,
         );
+        let mut results = telemetry.run_results();
+        results.monitor = outcome.monitor.clone();
         let mut verdict = verdict::judge(
             &req.plan,
             &req.topology,
-            &telemetry.run_results(),
+            &results,
             thresholds.clone(),
             telemetry.failures(&outcome, kernel_release(&req.kernel)),
         );
@@ -374,6 +413,14 @@ fn kernel_release(k: &BootKernel) -> Option<&str> {
         BootKernel::Entry(e) => Some(e.manifest.version.as_str()),
         BootKernel::Image { .. } => None,
     }
+}
+
+/// Whether `m` is the agent's event that the workers have started (the
+/// zero of the workers' clock, to which the monitor's samples are
+/// rebased).
+fn is_workers_started(m: &GuestMessage) -> bool {
+    matches!(m, GuestMessage::Event { message, .. }
+        if message.ends_with(ktstr_proto::WORKERS_STARTED_EVENT))
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@
 pub mod error;
 pub mod gauntlet;
 pub mod host;
+pub mod introspect;
 pub mod job;
 pub mod live;
 pub mod requirements;

@@ -114,6 +114,9 @@ pub struct LaunchedVm {
     pub channel: Box<dyn Read + Send>,
     /// Bytes to the guest agent over the channel.
     pub channel_output: Box<dyn Write + Send>,
+    /// Guest RAM as the host can read it (None where the backend does not
+    /// share it).
+    pub memory: Option<crate::introspect::GuestMemory>,
 }
 
 /// A way of running VMs.

@@ -18,6 +18,7 @@ pub mod cmdline;
 mod console;
 mod error;
 pub mod initramfs;
+pub mod introspect;
 #[cfg(target_arch = "x86_64")]
 pub mod kvm;
 pub mod numa;

@@ -75,6 +75,10 @@ pub struct VmOutcome {
     pub backend_diagnostics: String,
     /// Where the full console log is.
     pub console_log: PathBuf,
+    /// What the host-side monitor saw (when one was asked for); sample
+    /// times count from the launch, like `ready_ms`.
+    #[serde(default)]
+    pub monitor: Option<ktstr_plan::monitor::MonitorReport>,
 }
 
 impl VmOutcome {

@@ -12,8 +12,11 @@ use std::time::{Duration, Instant};
 
 use ktstr_proto::{FrameDecoder, GuestMessage, PROTOCOL_VERSION};
 
+use ktstr_plan::monitor::MonitorReport;
+
 use crate::console::{spawn_pump, ConsoleState};
 use crate::error::IoAt;
+use crate::introspect::{Monitor, MonitorConfig};
 use crate::outcome::init_exit_status;
 use crate::to_guest::{spawn_writer, HostQueue, ToGuest};
 use crate::{VmBackend, VmEnd, VmError, VmOutcome, VmSpec};
@@ -40,6 +43,9 @@ pub struct SessionIo {
     /// Requests for the guest agent ([`crate::to_guest::host_queue`]),
     /// written once it is ready.
     pub to_guest: Option<HostQueue>,
+    /// Sample the guest's run queues from the host while it runs (where
+    /// the backend shares guest RAM).
+    pub monitor: Option<MonitorConfig>,
 }
 
 impl SessionIo {
@@ -52,6 +58,7 @@ impl SessionIo {
             cancel: Arc::new(AtomicBool::new(false)),
             channel_limit: CHANNEL_LIMIT,
             to_guest: None,
+            monitor: None,
         }
     }
 }
@@ -100,6 +107,28 @@ struct Collected {
     protocol_errors: Vec<String>,
     channel_bytes: usize,
     decoder: FrameDecoder,
+    monitor: Option<MonitorState>,
+}
+
+/// The monitor of one VM, running or never started.
+enum MonitorState {
+    Running(Monitor),
+    Unavailable(MonitorReport),
+}
+
+impl MonitorState {
+    fn guest_ready(&self) {
+        if let MonitorState::Running(m) = self {
+            m.guest_ready();
+        }
+    }
+
+    fn finish(self) -> MonitorReport {
+        match self {
+            MonitorState::Running(m) => m.finish(),
+            MonitorState::Unavailable(r) => r,
+        }
+    }
 }
 
 impl Collected {
@@ -113,6 +142,7 @@ impl Collected {
             protocol_errors: Vec::new(),
             channel_bytes: 0,
             decoder: FrameDecoder::default(),
+            monitor: None,
         }
     }
 }
@@ -134,10 +164,12 @@ pub fn run(
         cancel,
         channel_limit,
         to_guest,
+        monitor,
     } = io;
     let log = File::create(&console_log).at(&console_log)?;
     let start = Instant::now();
     let mut vm = backend.launch(spec)?;
+    let monitor = start_monitor(monitor, vm.memory.take(), start);
     let console = Arc::new(Mutex::new(ConsoleState::default()));
     let pump = spawn_pump(vm.console, log, console_echo, Arc::clone(&console));
     if let Some(source) = console_source {
@@ -156,6 +188,7 @@ pub fn run(
         writer: spawn_writer(vm.channel_output),
     };
     let mut c = Collected::new();
+    c.monitor = monitor;
     let forced = drive(
         &mut *vm.process,
         &events,
@@ -172,6 +205,7 @@ pub fn run(
     if forced.is_none() {
         drain_channel(&events, &mut c, channel_limit, on_message);
     }
+    let monitor = c.monitor.take().map(MonitorState::finish);
     let _ = pump.join();
     let console = std::mem::take(&mut *console.lock().unwrap_or_else(|p| p.into_inner()));
     let end = forced.unwrap_or_else(|| classify(&console, &c, exit.as_ref()));
@@ -191,7 +225,26 @@ pub fn run(
         console_tail: console.tail.into_iter().collect(),
         backend_diagnostics: vm.process.diagnostics(),
         console_log,
+        monitor,
     })
+}
+
+/// Starts the host-side monitor when one is asked for; a backend that
+/// does not share guest RAM gets a report that says so.
+fn start_monitor(
+    config: Option<MonitorConfig>,
+    memory: Option<crate::introspect::GuestMemory>,
+    start: Instant,
+) -> Option<MonitorState> {
+    match (config, memory) {
+        (Some(c), Some(m)) => Some(MonitorState::Running(Monitor::start(m, c, start))),
+        (Some(c), None) => Some(MonitorState::Unavailable(MonitorReport {
+            period_ms: c.period.as_millis() as u32,
+            unavailable: Some("monitor unavailable: this backend does not share guest RAM".into()),
+            ..MonitorReport::default()
+        })),
+        _ => None,
+    }
 }
 
 /// Handles channel bytes until the VM stops by itself (None) or must be
@@ -313,6 +366,9 @@ fn record(c: &mut Collected, msg: &GuestMessage) {
             } else {
                 c.ready_at = Some(Instant::now());
                 c.report = Some((**report).clone());
+                if let Some(m) = &c.monitor {
+                    m.guest_ready();
+                }
             }
         }
         GuestMessage::Exit { code } => c.exit_code = Some(*code),

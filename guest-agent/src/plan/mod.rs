@@ -103,7 +103,11 @@ fn run_plan(job: PlanJob, channel: &Arc<Mutex<Channel>>, stop: &AtomicBool) -> R
     groups.start_all()?;
     let t0 = Instant::now();
     let t0_mono_ms = crate::workers::probe::monotonic_ms();
-    r.event(format!("{} cgroup(s) started", plan.cgroups.len()));
+    r.event(format!(
+        "{} {}",
+        plan.cgroups.len(),
+        ktstr_proto::WORKERS_STARTED_EVENT
+    ));
     if panic_mid_run {
         let half = Duration::from_secs_f64(plan.duration_s / 2.0);
         std::thread::spawn(move || {

@@ -17,6 +17,11 @@ const STATE: &str = "/sys/kernel/sched_ext/state";
 
 /// How long a stopping scheduler has after SIGINT, then after SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How much longer a killed scheduler may take to exit before it is
+/// reported stuck.
+const STUCK_GRACE: Duration = Duration::from_secs(10);
+/// The most bytes of a stuck scheduler's report.
+const STUCK_REPORT_LIMIT: usize = 16 * 1024;
 const OPS: &str = "/sys/kernel/sched_ext/root/ops";
 const LOG: &str = "/tmp/ktstr-scheduler.log";
 
@@ -220,15 +225,20 @@ impl RunningScheduler {
             return None;
         }
         // Killed and still there: stuck in the kernel (detaching from
-        // sched_ext, most likely). Say where instead of waiting forever.
-        let stack = read_trim(&format!("/proc/{pid}/stack"));
+        // sched_ext, most likely). Give it a last, longer chance (an
+        // emulated guest under load is slow to disable), then say where
+        // each of its threads is instead of waiting forever.
+        if self.exits_within(STUCK_GRACE) {
+            return None;
+        }
         Some(format!(
             "the scheduler did not exit within {}s of SIGINT nor {}s of SIGKILL \
-             (sched_ext state `{}`); its kernel stack:\n{stack}\n{}",
+             (sched_ext state `{}`); its threads:\n{}\nthe kernel's view:\n{}",
             STOP_GRACE.as_secs(),
-            STOP_GRACE.as_secs(),
+            (STOP_GRACE + STUCK_GRACE).as_secs(),
             read_trim(STATE),
-            kernel_lines()
+            thread_stacks(pid.as_raw()),
+            stuck_kernel_view()
         ))
     }
 
@@ -243,4 +253,47 @@ impl RunningScheduler {
         }
         false
     }
+}
+
+/// Each thread of process `pid`: its state, wait channel and kernel stack
+/// (empty for a thread running on a CPU: see the CPUs' backtraces).
+fn thread_stacks(pid: i32) -> String {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return format!("(process {pid} is gone)");
+    };
+    let mut out = String::new();
+    for t in tasks.flatten() {
+        let dir = t.path();
+        let stat = read_trim(&dir.join("stat").to_string_lossy());
+        // The state follows the parenthesized name.
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .unwrap_or("?");
+        let wchan = read_trim(&dir.join("wchan").to_string_lossy());
+        let stack = read_trim(&dir.join("stack").to_string_lossy());
+        out.push_str(&format!(
+            "thread {} state {state} wchan {wchan}\n{stack}\n",
+            t.file_name().to_string_lossy()
+        ));
+    }
+    out
+}
+
+/// Asks the kernel for every CPU's backtrace and the blocked tasks
+/// (sysrq l and w), and returns the log's last lines, bounded.
+fn stuck_kernel_view() -> String {
+    for key in ["l", "w"] {
+        let _ = fs::write("/proc/sysrq-trigger", key);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut text = dmesg(150);
+    if text.len() > STUCK_REPORT_LIMIT {
+        let cut = text.len() - STUCK_REPORT_LIMIT;
+        let cut = (cut..text.len())
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(cut);
+        text = text[cut..].to_string();
+    }
+    text
 }

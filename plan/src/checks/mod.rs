@@ -1,12 +1,14 @@
 //! The default checks every run gets, whatever its claims: worker
 //! errors, starvation and gaps here; fairness, cpuset isolation, wake-up
-//! latency and placement in their own files. Each check reads its
+//! latency, placement and the host-side monitor's run queues in their own
+//! files. Each check reads its
 //! threshold from the layered set in force and returns the reasons to
 //! fail and notes on what it could not judge.
 
 mod fairness;
 mod isolation;
 mod latency;
+pub mod monitor;
 mod placement;
 
 use std::collections::BTreeMap;
@@ -54,6 +56,9 @@ pub fn default_checks(
     let mut f = Findings::default();
     progress(results, &limits, &mut f);
     isolation::check(plan, topology, results, &limits, &mut f);
+    if let Some(report) = &results.monitor {
+        monitor::check(report, &limits, &mut f);
+    }
     for (name, cg) in &results.cgroups {
         let work = work_of(plan, name);
         if work.is_some_and(|w| matches!(w, Work::Payload { .. })) {

@@ -60,6 +60,14 @@ pub struct RunArgs {
     /// VM backend (auto, kvm, qemu-kvm, qemu-tcg).
     #[arg(long, default_value = "auto", env = "KTSTR_BACKEND", value_name = "B")]
     pub backend: BackendChoice,
+    /// The host-side monitor's sampling period: every guest CPU's run
+    /// queue is read from guest memory this often (1 to 10000 ms).
+    #[arg(long, default_value_t = ktstr_plan::monitor::DEFAULT_MONITOR_PERIOD_MS, value_name = "MS",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub monitor_ms: u32,
+    /// Run without the host-side monitor.
+    #[arg(long)]
+    pub no_monitor: bool,
     /// Machine-readable output (one JSON object per job, as an array).
     #[arg(long)]
     pub json: bool,

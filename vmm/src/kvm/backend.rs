@@ -95,6 +95,7 @@ impl VmBackend for KvmBackend {
                 regs::setup_boot_cpu(vcpu, vm.memory(), protocol)?;
             }
         }
+        let memory = vm.introspection_view()?;
         let process = KvmVmProcess::start(vm, vcpus, bus)?;
         Ok(LaunchedVm {
             process: Box::new(process),
@@ -102,6 +103,7 @@ impl VmBackend for KvmBackend {
             console_input: Box::new(console_input),
             channel: Box::new(channel),
             channel_output: Box::new(channel_output),
+            memory: Some(memory),
         })
     }
 }

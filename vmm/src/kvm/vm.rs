@@ -9,12 +9,13 @@ use kvm_bindings::{
     KVM_X2APIC_API_USE_32BIT_IDS,
 };
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
-use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vm_memory::{FileOffset, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 use super::apic_ids::ApicIds;
 use super::cpuid::vcpu_cpuid;
 use super::layout::ram_ranges;
 use crate::error::VmError;
+use crate::introspect::{ram_memfd, GuestMemory, RamBacking};
 
 /// Where KVM keeps the TSS real-mode emulation needs (three pages).
 const TSS_ADDRESS: usize = 0xfffb_d000;
@@ -25,6 +26,7 @@ pub struct KvmVm {
     kvm: Kvm,
     fd: VmFd,
     memory: GuestMemoryMmap,
+    ram: std::fs::File,
     ids: ApicIds,
 }
 
@@ -73,7 +75,20 @@ impl KvmVm {
         };
         fd.create_pit2(pit)
             .map_err(|e| VmError::kvm("create PIT", e))?;
-        let memory = GuestMemoryMmap::<()>::from_ranges(&ram_ranges(memory_bytes))
+        // RAM is one sealed memfd, mapped shared at each range's place,
+        // so the host can map it again read-only to introspect the guest.
+        let ram = ram_memfd("ktstr-kvm-ram", memory_bytes)
+            .map_err(|e| VmError::kvm("allocate guest memory", e))?;
+        let mut file_offset = 0u64;
+        let mut ranges = Vec::new();
+        for (start, len) in ram_ranges(memory_bytes) {
+            let file = ram
+                .try_clone()
+                .map_err(|e| VmError::kvm("allocate guest memory", e))?;
+            ranges.push((start, len, Some(FileOffset::new(file, file_offset))));
+            file_offset += len as u64;
+        }
+        let memory = GuestMemoryMmap::<()>::from_ranges_with_files(ranges)
             .map_err(|e| VmError::kvm("allocate guest memory", e))?;
         for (slot, region) in memory.iter().enumerate() {
             let r = kvm_userspace_memory_region {
@@ -93,6 +108,7 @@ impl KvmVm {
             kvm,
             fd,
             memory,
+            ram,
             ids,
         })
     }
@@ -105,6 +121,24 @@ impl KvmVm {
     /// Guest memory.
     pub fn memory(&self) -> &GuestMemoryMmap {
         &self.memory
+    }
+
+    /// A second, read-only view of guest RAM for host-side introspection.
+    pub fn introspection_view(&self) -> Result<GuestMemory, VmError> {
+        let file = self
+            .ram
+            .try_clone()
+            .map_err(|e| VmError::kvm("share guest memory", e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| VmError::kvm("share guest memory", e))?
+            .len();
+        let ranges: Vec<(u64, u64)> = ram_ranges(len)
+            .into_iter()
+            .map(|(a, l)| (a.0, l as u64))
+            .collect();
+        GuestMemory::map(&[RamBacking { file, len }], &ranges)
+            .map_err(|e| VmError::kvm("share guest memory", e))
     }
 
     /// The APIC ID scheme.

@@ -46,8 +46,28 @@ pub(super) fn check(kind: BackendKind, spec: &VmSpec) -> Result<(), VmError> {
     Ok(())
 }
 
-/// The full argument list (without the program name).
-pub fn qemu_args(kind: BackendKind, spec: &VmSpec, channel_socket: &Path) -> Vec<String> {
+/// Guest RAM's guest-physical ranges (start, length) on q35 with `bytes`
+/// of RAM: all of it from 0 below 2.75 GiB, else 2 GiB low and the rest
+/// from 4 GiB (QEMU's `pc_q35_init`).
+pub fn q35_ram_ranges(bytes: u64) -> Vec<(u64, u64)> {
+    const LOW_LIMIT: u64 = 0xb000_0000;
+    const LOW_SPLIT: u64 = 0x8000_0000;
+    if bytes < LOW_LIMIT {
+        vec![(0, bytes)]
+    } else {
+        vec![(0, LOW_SPLIT), (1 << 32, bytes - LOW_SPLIT)]
+    }
+}
+
+/// The full argument list (without the program name). Guest RAM is one
+/// file per NUMA node, `ram_fds` (inherited by QEMU, shared with the host
+/// for introspection), in node order.
+pub fn qemu_args(
+    kind: BackendKind,
+    spec: &VmSpec,
+    channel_socket: &Path,
+    ram_fds: &[i32],
+) -> Vec<String> {
     let t = &spec.topology;
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
@@ -55,7 +75,12 @@ pub fn qemu_args(kind: BackendKind, spec: &VmSpec, channel_socket: &Path) -> Vec
         BackendKind::QemuKvm => ("kvm", "host"),
         _ => ("tcg,thread=multi", "max"),
     };
-    push(&["-machine", "q35", "-accel", accel, "-cpu", cpu]);
+    let machine = if t.numa_nodes() < 2 {
+        "q35,memory-backend=ktstr-mem0"
+    } else {
+        "q35"
+    };
+    push(&["-machine", machine, "-accel", accel, "-cpu", cpu]);
     push(&[
         "-nodefaults",
         "-no-user-config",
@@ -74,7 +99,14 @@ pub fn qemu_args(kind: BackendKind, spec: &VmSpec, channel_socket: &Path) -> Vec
         t.threads_per_core()
     );
     push(&["-smp", &smp]);
-    a.extend(numa_args(t, per_node));
+    for (node, fd) in ram_fds.iter().enumerate() {
+        a.push("-object".into());
+        a.push(format!(
+            "memory-backend-file,id=ktstr-mem{node},size={per_node}M,\
+             mem-path=/proc/self/fd/{fd},share=on"
+        ));
+    }
+    a.extend(numa_args(t));
     let chardev = format!(
         "socket,id=ktstr-channel,path={},server=off",
         channel_socket.display()
@@ -94,18 +126,15 @@ pub fn qemu_args(kind: BackendKind, spec: &VmSpec, channel_socket: &Path) -> Vec
     a
 }
 
-/// `-object memory-backend-ram`, `-numa node` and `-numa dist` arguments;
-/// none for a single node (the guest then sees one node of everything).
-fn numa_args(t: &Topology, per_node_mb: u32) -> Vec<String> {
+/// `-numa node` (each node's memory is backend `ktstr-mem{node}`) and
+/// `-numa dist` arguments; none for a single node (the guest then sees one
+/// node of everything).
+fn numa_args(t: &Topology) -> Vec<String> {
     let mut a = Vec::new();
     if t.numa_nodes() < 2 {
         return a;
     }
     for node in 0..t.numa_nodes() {
-        a.push("-object".into());
-        a.push(format!(
-            "memory-backend-ram,id=ktstr-mem{node},size={per_node_mb}M"
-        ));
         let cpus = t.node_cpus(node);
         let (first, last) = (cpus[0], cpus[cpus.len() - 1]);
         debug_assert_eq!(cpulist::format(&cpus), format!("{first}-{last}"));
@@ -159,6 +188,7 @@ mod tests {
             BackendKind::QemuTcg,
             &spec("2n4l2c1t", 1001),
             Path::new("/s"),
+            &[7, 9],
         );
         assert_eq!(
             after(&a, "-smp"),
@@ -174,6 +204,14 @@ mod tests {
                 "dist,src=1,dst=0,val=20",
             ]
         );
+        assert_eq!(
+            after(&a, "-object"),
+            [
+                "memory-backend-file,id=ktstr-mem0,size=500M,mem-path=/proc/self/fd/7,share=on",
+                "memory-backend-file,id=ktstr-mem1,size=500M,mem-path=/proc/self/fd/9,share=on",
+            ]
+        );
+        assert_eq!(after(&a, "-machine"), ["q35"]);
         assert_eq!(after(&a, "-accel"), ["tcg,thread=multi"]);
         assert_eq!(after(&a, "-serial"), ["stdio", "chardev:ktstr-channel"]);
     }
@@ -184,13 +222,21 @@ mod tests {
             BackendKind::QemuKvm,
             &spec("1n2l2c2t", 512),
             Path::new("/s"),
+            &[5],
         );
         assert!(after(&a, "-numa").is_empty());
+        assert_eq!(after(&a, "-machine"), ["q35,memory-backend=ktstr-mem0"]);
         assert_eq!(after(&a, "-cpu"), ["host"]);
         assert_eq!(
             after(&a, "-smp"),
             ["cpus=8,sockets=2,dies=1,cores=2,threads=2"]
         );
+    }
+
+    #[test]
+    fn ram_above_2_75_gib_is_split_around_the_pci_hole() {
+        assert_eq!(q35_ram_ranges(1 << 30), [(0, 1 << 30)]);
+        assert_eq!(q35_ram_ranges(4 << 30), [(0, 2 << 30), (4 << 30, 2 << 30)]);
     }
 
     #[test]

@@ -3,15 +3,17 @@
 mod args;
 mod process;
 
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use args::{qemu_args, QEMU_MAX_CPUS};
+pub use args::{q35_ram_ranges, qemu_args, QEMU_MAX_CPUS};
 use process::QemuProcess;
 
 use crate::backend::{BackendKind, LaunchedVm, VmBackend, VmSpec};
 use crate::error::IoAt;
+use crate::introspect::{ram_memfd, GuestMemory, RamBacking};
 use crate::VmError;
 
 /// The QEMU binary for x86_64 guests.
@@ -71,8 +73,12 @@ impl VmBackend for QemuBackend {
         let socket = spec.work_dir.join("channel.sock");
         let _ = std::fs::remove_file(&socket);
         let listener = UnixListener::bind(&socket).at(&socket)?;
-        let args = qemu_args(self.kind, spec, &socket);
-        let mut process = QemuProcess::spawn(&self.binary, &args)?;
+        let backings = ram_backings(spec)?;
+        let fds: Vec<i32> = backings.iter().map(|b| b.file.as_raw_fd()).collect();
+        let args = qemu_args(self.kind, spec, &socket, &fds);
+        let mut process = QemuProcess::spawn(&self.binary, &args, &fds)?;
+        let memory = GuestMemory::map(&backings, &q35_ram_ranges(total_ram_bytes(spec)))
+            .map_err(|e| VmError::Launch(e.to_string()))?;
         let console = process.take_stdout();
         let console_input = process.take_stdin();
         let stream = accept_channel(&listener, &mut process, &socket)?;
@@ -84,8 +90,28 @@ impl VmBackend for QemuBackend {
             console_input,
             channel: Box::new(stream),
             channel_output: Box::new(channel_output),
+            memory: Some(memory),
         })
     }
+}
+
+/// Guest RAM in bytes: whole MiB per node, as `-m` says.
+fn total_ram_bytes(spec: &VmSpec) -> u64 {
+    let nodes = spec.topology.numa_nodes();
+    u64::from(spec.memory_mb / nodes * nodes) << 20
+}
+
+/// One sealed memfd per NUMA node, the node's share of guest RAM.
+fn ram_backings(spec: &VmSpec) -> Result<Vec<RamBacking>, VmError> {
+    let nodes = spec.topology.numa_nodes();
+    let len = u64::from(spec.memory_mb / nodes) << 20;
+    (0..nodes)
+        .map(|n| {
+            let file = ram_memfd(&format!("ktstr-ram{n}"), len)
+                .map_err(|e| VmError::Launch(e.to_string()))?;
+            Ok(RamBacking { file, len })
+        })
+        .collect()
 }
 
 /// Waits for QEMU to connect its channel chardev, failing early if QEMU

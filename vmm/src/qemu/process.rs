@@ -26,7 +26,9 @@ impl QemuProcess {
     /// console). The child gets SIGKILL if this process dies, and a
     /// process group of its own: Ctrl-C at the terminal reaches ktstr
     /// (which decides what it stops: a REPL keeps its VM), never QEMU.
-    pub fn spawn(binary: &Path, args: &[String]) -> Result<Self, VmError> {
+    /// `keep_fds` (guest RAM's memfds) stay open across exec.
+    pub fn spawn(binary: &Path, args: &[String], keep_fds: &[i32]) -> Result<Self, VmError> {
+        let keep = keep_fds.to_vec();
         let mut cmd = Command::new(binary);
         cmd.args(args)
             .stdin(Stdio::piped())
@@ -34,11 +36,17 @@ impl QemuProcess {
             .stderr(Stdio::piped());
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         // SAFETY: the closure runs between fork and exec and only calls
-        // prctl, which is async-signal-safe; it touches no parent memory.
+        // prctl and fcntl, which are async-signal-safe; it reads `keep`,
+        // which was allocated before the fork, and allocates nothing.
         unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
                 if nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, nix::libc::SIGKILL) != 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                for &fd in &keep {
+                    if nix::libc::fcntl(fd, nix::libc::F_SETFD, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });

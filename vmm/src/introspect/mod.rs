@@ -1,0 +1,24 @@
+//! Reading the guest kernel from the host: guest RAM mapped read-only
+//! ([`GuestMemory`]), the kernel's symbols and BTF field offsets
+//! ([`KernelLayout`]), a reader of its run queues ([`KernelReader`]) and
+//! the sampling [`Monitor`].
+
+mod btf_layout;
+mod error;
+mod guest_memory;
+mod kernel_layout;
+mod kernel_reader;
+mod monitor;
+
+pub use error::IntrospectError;
+pub use guest_memory::{ram_memfd, GuestMemory, RamBacking};
+pub use kernel_layout::{
+    FieldAt, KernelLayout, KernelSymbols, RqLayout, TaskLayout, LAYOUT_FORMAT,
+};
+pub use kernel_reader::{
+    KernelReader, DEFAULT_PAGE_OFFSET, DEFAULT_PAGE_OFFSET_L5, START_KERNEL_MAP,
+};
+pub use monitor::{Monitor, MonitorConfig};
+
+#[cfg(test)]
+mod tests;
