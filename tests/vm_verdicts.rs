@@ -224,4 +224,25 @@ fn a_scheduler_the_verifier_rejects_is_named_in_the_headline() {
         detail.contains("BEGIN PROG LOAD LOG") || detail.contains("processed "),
         "{detail}"
     );
+    // The verifier sweep names the program too, and fails.
+    let o = run(env
+        .ktstr(&[
+            "verifier",
+            "--scheduler",
+            "scx_lavd",
+            "--backend",
+            "qemu-tcg",
+            "--json",
+        ])
+        .env("KTSTR_RUNS_DIR", env.cache.path().join("runs")));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let cell = &v["report"]["cells"][0]["outcome"];
+    assert_eq!(cell["outcome"], "rejected", "{v}");
+    let program = cell["program"].as_str().unwrap_or_default();
+    assert!(program.starts_with("lavd_"), "{v}");
+    assert!(
+        cell["message"].as_str().unwrap().contains("verifier rejected program lavd_"),
+        "{v}"
+    );
 }

@@ -8,6 +8,7 @@
 //! the VM with nothing beneath it but the kernel and the shared libraries
 //! the host packed beside it.
 
+pub mod bpf;
 pub mod cgroups;
 pub mod channel;
 pub mod error;

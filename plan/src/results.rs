@@ -177,3 +177,20 @@ mod tests {
         assert_eq!(r.cgroups["a"].workers.len(), 1);
     }
 }
+
+/// A BPF program loaded in the guest (the scheduler's), as the kernel
+/// describes it (`bpf_prog_info`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BpfProgram {
+    /// The kernel's id for it.
+    pub id: u32,
+    /// Its name (at most 15 bytes, as the kernel keeps it).
+    pub name: String,
+    /// `enum bpf_prog_type` (27: struct_ops, what sched_ext runs).
+    pub prog_type: u32,
+    /// Its size after verification, bytes of BPF instructions.
+    pub xlated_bytes: u32,
+    /// Instructions the verifier processed to accept it (the kernel's
+    /// limit is 1,000,000).
+    pub verified_insns: u32,
+}

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 /// Bumped whenever a message changes shape; the host refuses a guest agent
 /// that speaks another version. 2: typed Plan in the job, host messages
 /// and the guest's answers. 3: live sessions (`Job::Live`, `Live`
-/// requests and answers, `Shutdown`).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// requests and answers, `Shutdown`). 4: `BpfPrograms`.
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// How the agent's event that a plan's workers have started ends
 /// (`2 cgroup(s) started`): the zero of the workers' clock, which the host
@@ -81,6 +81,12 @@ pub enum GuestMessage {
         state: String,
         /// Its exit reason, output tail or kernel lines, when it ended.
         detail: String,
+    },
+    /// The BPF programs loaded once the scheduler attached, with what the
+    /// verifier processed of each.
+    BpfPrograms {
+        /// One entry per program.
+        programs: Vec<ktstr_plan::results::BpfProgram>,
     },
     /// Every worker's telemetry at the end of a plan.
     Results {

@@ -408,7 +408,7 @@ pub fn file_stem(label: &str) -> String {
 }
 
 /// The release of a cached kernel (`6.12.118`); None for a bare image.
-fn kernel_release(k: &BootKernel) -> Option<&str> {
+pub(crate) fn kernel_release(k: &BootKernel) -> Option<&str> {
     match k {
         BootKernel::Entry(e) => Some(e.manifest.version.as_str()),
         BootKernel::Image { .. } => None,

@@ -21,6 +21,8 @@
 //! - [`telemetry`]: what the guest sent, collected.
 //! - [`sidecar`]: the typed, versioned record of a job.
 //! - [`host`]: facts about the host.
+//! - [`introspect`]: the kernel layout the host-side monitor reads with.
+//! - [`verifier`]: the verifier sweep (`ktstr verifier`) and its compare.
 
 pub mod error;
 pub mod gauntlet;
@@ -33,6 +35,7 @@ pub mod scheduler;
 pub mod sidecar;
 pub mod telemetry;
 pub mod thresholds;
+pub mod verifier;
 pub mod vm;
 
 pub use error::RunError;

@@ -39,6 +39,10 @@ pub struct Telemetry {
     /// When each round of step ops was applied.
     #[serde(default)]
     pub ops_applied: Vec<ktstr_plan::results::OpsApplied>,
+    /// The BPF programs loaded once the scheduler attached, with the
+    /// verifier's instruction counts.
+    #[serde(default)]
+    pub bpf_programs: Vec<ktstr_plan::results::BpfProgram>,
 }
 
 impl Telemetry {
@@ -58,6 +62,7 @@ impl Telemetry {
                 state: state.clone(),
                 detail: detail.clone(),
             }),
+            GuestMessage::BpfPrograms { programs } => self.bpf_programs = programs.clone(),
             GuestMessage::Event { at_ms, message } => self.events.push(TimedEvent {
                 at_ms: *at_ms,
                 message: message.clone(),

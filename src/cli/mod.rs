@@ -22,6 +22,7 @@ mod stats_view;
 mod terminal;
 mod thresholds;
 mod topo;
+mod verifier;
 mod vm;
 
 use std::path::{Path, PathBuf};
@@ -82,6 +83,10 @@ pub enum Command {
     /// Every verdict threshold in force (for a script, a scheduler, a
     /// backend) and the layer each value came from.
     Thresholds(thresholds::ThresholdsArgs),
+    /// Load a scheduler on kernels × topologies and report each BPF
+    /// program's verified instructions (exit 1 on a rejection, or with
+    /// --compare on a regression).
+    Verifier(verifier::VerifierArgs),
     /// Write `.d.rhai` definitions of the scenario API for editors.
     Defs(scripts::DefsArgs),
     /// Boot VMs and look at what the guest sees.
@@ -139,6 +144,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => scripts::plan(&args, manifests),
         Command::List(args) => scripts::list(&args),
         Command::Thresholds(args) => thresholds::run(&args, manifests),
+        Command::Verifier(args) => verifier::run(&args, manifests),
         Command::Defs(args) => scripts::defs(&args),
         Command::Vm(cmd) => vm::run(cmd, cli.kernels_toml.as_deref()),
         Command::Shell(args) => shell::run(args, cli.kernels_toml.as_deref()),

@@ -381,6 +381,7 @@ fn record(c: &mut Collected, msg: &GuestMessage) {
         | GuestMessage::Event { .. }
         | GuestMessage::Scheduler { .. }
         | GuestMessage::Results { .. }
+        | GuestMessage::BpfPrograms { .. }
         | GuestMessage::Ack { .. }
         | GuestMessage::Report { .. }
         | GuestMessage::Live { .. } => {}

@@ -166,6 +166,11 @@ fn attach(launch: &SchedulerLaunch, r: &Reporter) -> Option<RunningScheduler> {
         state: state.into(),
         detail,
     });
+    if running.is_some() {
+        r.send(GuestMessage::BpfPrograms {
+            programs: crate::bpf::loaded_programs(),
+        });
+    }
     running
 }
 

@@ -70,3 +70,84 @@ pub(super) fn check(report: &MonitorReport, limits: &Limits, f: &mut Findings) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::monitor::{CpuSample, MonitorSample};
+
+    fn cpu(nr: u32, clock: u64, pid: i32) -> CpuSample {
+        CpuSample {
+            nr_running: nr,
+            scx_nr_running: Some(nr),
+            local_dsq: Some(0),
+            clock_ns: clock,
+            curr_pid: pid,
+            curr_comm: "t".into(),
+        }
+    }
+
+    /// 6 s of samples of 2 CPUs in one LLC; `at(i)` gives sample i's CPUs.
+    fn report(at: impl Fn(u64) -> Vec<CpuSample>) -> MonitorReport {
+        MonitorReport {
+            period_ms: 100,
+            samples: (0..60)
+                .map(|i| MonitorSample {
+                    at_ms: i as i64 * 100,
+                    cpus: at(i),
+                })
+                .collect(),
+            llcs: vec![vec![0, 1]],
+            workers_ms: Some(6000),
+            ..MonitorReport::default()
+        }
+    }
+
+    fn judge(r: &MonitorReport) -> Findings {
+        let t = BTreeMap::new();
+        let mut f = Findings::default();
+        check(r, &Limits(&t), &mut f);
+        f
+    }
+
+    #[test]
+    fn a_healthy_run_passes_and_each_symptom_trips_its_check() {
+        let healthy = report(|i| vec![cpu(2, i * 100, 5), cpu(2, i * 100, 6)]);
+        assert!(judge(&healthy).reasons.is_empty());
+        // CPU 1 idles with a runnable task from 1 s on: a stall past 1 s.
+        let stalled = report(|i| {
+            vec![
+                cpu(1, i * 100, 5),
+                if i >= 10 { cpu(1, 7, 0) } else { cpu(1, i * 100, 6) },
+            ]
+        });
+        let f = judge(&stalled);
+        assert_eq!(f.reasons.len(), 1, "{:?}", f.reasons);
+        assert!(f.reasons[0].starts_with("CPU 1 stalled"), "{}", f.reasons[0]);
+        // Six runnable on one CPU, none on its sibling.
+        let piled = report(|i| vec![cpu(6, i * 100, 5), cpu(0, i * 100, 0)]);
+        let f = judge(&piled);
+        assert!(f.reasons[0].contains("imbalanced"), "{:?}", f.reasons);
+        // A local DSQ 100 deep.
+        let deep = report(|i| {
+            let mut c = cpu(1, i * 100, 5);
+            c.local_dsq = Some(100);
+            vec![c, cpu(1, i * 100, 6)]
+        });
+        let f = judge(&deep);
+        assert!(f.reasons[0].contains("local dispatch queue held 100"), "{:?}", f.reasons);
+    }
+
+    #[test]
+    fn an_unavailable_monitor_is_a_note_not_a_failure() {
+        let r = MonitorReport {
+            unavailable: Some("monitor unavailable: no BTF".into()),
+            ..MonitorReport::default()
+        };
+        let f = judge(&r);
+        assert!(f.reasons.is_empty());
+        assert_eq!(f.notes, ["monitor unavailable: no BTF"]);
+    }
+}
