@@ -124,4 +124,40 @@ fn a_stalling_scheduler_is_caught_by_the_monitor_naming_the_cpu() {
         .iter()
         .any(|e| e.state == "exited" && e.detail.contains("runnable task stall"));
     assert!(died, "{:?}", s.telemetry.scheduler);
+    // The failure dump: scx_qmap's global data, read from the guest while
+    // the dead scheduler still held its maps, named from its BTF ...
+    let g = s.telemetry.bpf_globals.as_ref().expect("a failure dump");
+    assert_eq!(g.when, "scheduler died", "{g:?}");
+    let var = |map: &str, name: &str| {
+        g.globals
+            .iter()
+            .find(|v| v.map.ends_with(map) && v.name == name)
+            .unwrap_or_else(|| panic!("no {name} in {g:?}"))
+    };
+    assert_eq!(var(".bss", "nr_enqueued").number.is_some(), true);
+    assert!(var(".bss", "____qmap_enqueue.user_cnt").number.unwrap() > 0.0);
+    assert_eq!(var(".rodata", "stall_user_nth").value, "3");
+    // The scheduler's own exit record, a struct, names the watchdog.
+    assert!(var(".data", "uei").value.contains("runnable task stall"));
+    // ... and a digest of it, with each CPU's last state, in the notes.
+    let digest = s
+        .verdict
+        .notes
+        .iter()
+        .find(|n| n.starts_with("scheduler data at scheduler died:"))
+        .unwrap_or_else(|| panic!("{:?}", s.verdict.notes));
+    assert!(
+        digest.contains("nr_dequeued=") || digest.contains("nr_enqueued="),
+        "{digest}"
+    );
+    assert!(digest.contains("user_cnt="), "{digest}");
+    assert!(
+        s.verdict.notes.iter().any(|n| n.starts_with("CPUs at ")),
+        "{:?}",
+        s.verdict.notes
+    );
+    assert!(
+        out.contains("note: scheduler data at scheduler died"),
+        "{out}"
+    );
 }

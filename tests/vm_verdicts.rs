@@ -242,7 +242,10 @@ fn a_scheduler_the_verifier_rejects_is_named_in_the_headline() {
     let program = cell["program"].as_str().unwrap_or_default();
     assert!(program.starts_with("lavd_"), "{v}");
     assert!(
-        cell["message"].as_str().unwrap().contains("verifier rejected program lavd_"),
+        cell["message"]
+            .as_str()
+            .unwrap()
+            .contains("verifier rejected program lavd_"),
         "{v}"
     );
 }

@@ -10,9 +10,17 @@ use common::{run, stdout, VmEnv};
 fn the_sweep_lists_each_program_per_topology_and_compare_flags_growth() {
     let Some(env) = VmEnv::new() else { return };
     let sweep = |extra: &[&str]| {
-        let mut args = vec!["verifier", "--scheduler", "scx_qmap", "--backend", "qemu-tcg"];
+        let mut args = vec![
+            "verifier",
+            "--scheduler",
+            "scx_qmap",
+            "--backend",
+            "qemu-tcg",
+        ];
         args.extend_from_slice(extra);
-        let o = run(env.ktstr(&args).env("KTSTR_RUNS_DIR", env.cache.path().join("runs")));
+        let o = run(env
+            .ktstr(&args)
+            .env("KTSTR_RUNS_DIR", env.cache.path().join("runs")));
         env.assert_no_leftovers();
         o
     };
@@ -22,13 +30,15 @@ fn the_sweep_lists_each_program_per_topology_and_compare_flags_growth() {
     let cells = v["report"]["cells"].as_array().unwrap();
     assert_eq!(cells.len(), 2, "{v}");
     for (cell, topology) in cells.iter().zip(["1n1l2c1t", "2n4l2c1t"]) {
-        let t: ktstr_topology::Topology =
-            serde_json::from_value(cell["topology"].clone()).unwrap();
+        let t: ktstr_topology::Topology = serde_json::from_value(cell["topology"].clone()).unwrap();
         assert_eq!(t.to_string(), topology);
         assert_eq!(cell["outcome"]["outcome"], "loaded", "{cell}");
         let programs = cell["outcome"]["programs"].as_array().unwrap();
         // scx_qmap's struct_ops callbacks, each verified.
-        let names: Vec<&str> = programs.iter().map(|p| p["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = programs
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
         for expected in ["qmap_enqueue", "qmap_dispatch", "qmap_init"] {
             assert!(names.contains(&expected), "{names:?}");
         }
@@ -54,6 +64,9 @@ fn the_sweep_lists_each_program_per_topology_and_compare_flags_growth() {
     let o = sweep(&["-t", "1n1l2c1t", "--compare", prev.to_str().unwrap()]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
-    assert!(out.contains("REGRESSION") && out.contains("qmap_init"), "{out}");
+    assert!(
+        out.contains("REGRESSION") && out.contains("qmap_init"),
+        "{out}"
+    );
     assert!(out.contains("qmap_enqueue") && out.contains("   "), "{out}");
 }

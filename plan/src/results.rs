@@ -194,3 +194,68 @@ pub struct BpfProgram {
     /// limit is 1,000,000).
     pub verified_insns: u32,
 }
+
+/// One of the scheduler's global data maps (`.bss`, `.data`, `.rodata`)
+/// as the guest read it: raw bytes and where its BTF describes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BpfMapDump {
+    /// The map's name (`scx_qmap.bss`).
+    pub name: String,
+    /// Its value (key 0), hex, at most [`MAX_BPF_MAP_DUMP`] bytes.
+    pub value_hex: String,
+    /// The BTF object describing it (an index into [`BpfDump::btfs`]).
+    pub btf_id: u32,
+    /// The value's type in that BTF (a `DATASEC`).
+    pub value_type_id: u32,
+}
+
+/// The most bytes of one map's value the guest sends.
+pub const MAX_BPF_MAP_DUMP: usize = 256 << 10;
+/// The most bytes of one BTF object the guest sends.
+pub const MAX_BPF_BTF_DUMP: usize = 4 << 20;
+
+/// The scheduler's global data at one moment (its death, or the end of
+/// the run), with the BTF objects that name its fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BpfDump {
+    /// When: `scheduler died` or `end of run`.
+    pub when: String,
+    /// The global data maps.
+    pub maps: Vec<BpfMapDump>,
+    /// Raw BTF objects, hex.
+    pub btfs: Vec<BpfBtf>,
+}
+
+/// One raw BTF object the guest sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BpfBtf {
+    /// Its kernel id ([`BpfMapDump::btf_id`]).
+    pub id: u32,
+    /// Its bytes, hex.
+    pub hex: String,
+}
+
+/// One global variable of the scheduler's BPF program, named and rendered
+/// from its BTF.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BpfGlobal {
+    /// The map it lives in (`scx_qmap.bss`).
+    pub map: String,
+    /// The variable's name (`nr_enqueued`).
+    pub name: String,
+    /// Its value as text (integers, strings, arrays and structs, bounded).
+    pub value: String,
+    /// Its value as a number, for integers.
+    pub number: Option<f64>,
+}
+
+/// The scheduler's global variables at one moment, decoded on the host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BpfGlobals {
+    /// When they were read (`scheduler died`, `end of run`).
+    pub when: String,
+    /// Every variable of every global data map.
+    pub globals: Vec<BpfGlobal>,
+    /// Maps that could not be decoded, and why.
+    pub errors: Vec<String>,
+}

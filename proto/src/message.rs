@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// Bumped whenever a message changes shape; the host refuses a guest agent
 /// that speaks another version. 2: typed Plan in the job, host messages
 /// and the guest's answers. 3: live sessions (`Job::Live`, `Live`
-/// requests and answers, `Shutdown`). 4: `BpfPrograms`.
+/// requests and answers, `Shutdown`). 4: `BpfPrograms`, `BpfDump`.
 pub const PROTOCOL_VERSION: u32 = 4;
 
 /// How the agent's event that a plan's workers have started ends
@@ -87,6 +87,12 @@ pub enum GuestMessage {
     BpfPrograms {
         /// One entry per program.
         programs: Vec<ktstr_plan::results::BpfProgram>,
+    },
+    /// The scheduler's global data (`.bss`, `.data`, `.rodata`) with its
+    /// BTF: read when it was found dead, else at the end of the run.
+    BpfDump {
+        /// The maps and BTF objects.
+        dump: Box<ktstr_plan::results::BpfDump>,
     },
     /// Every worker's telemetry at the end of a plan.
     Results {

@@ -345,6 +345,12 @@ impl Runner {
             req.expect_fail
                 .as_deref()
                 .or(req.plan.expect_fail.as_ref().map(|e| e.reason.as_str()));
+        if verdict.outcome == Outcome::Fail {
+            verdict.notes.extend(crate::telemetry::failure_digest(
+                telemetry.bpf_globals.as_ref(),
+                outcome.monitor.as_ref(),
+            ));
+        }
         if let Some(reason) = expected {
             verdict = verdict::expecting_failure(verdict, reason);
         }

@@ -43,6 +43,11 @@ pub struct Telemetry {
     /// verifier's instruction counts.
     #[serde(default)]
     pub bpf_programs: Vec<ktstr_plan::results::BpfProgram>,
+    /// The scheduler's global variables, named from its BTF, as read when
+    /// it died or at the end of the run (the raw maps and BTF are not
+    /// kept).
+    #[serde(default)]
+    pub bpf_globals: Option<ktstr_plan::results::BpfGlobals>,
 }
 
 impl Telemetry {
@@ -63,6 +68,9 @@ impl Telemetry {
                 detail: detail.clone(),
             }),
             GuestMessage::BpfPrograms { programs } => self.bpf_programs = programs.clone(),
+            GuestMessage::BpfDump { dump } => {
+                self.bpf_globals = Some(ktstr_vmm::introspect::decode_bpf_globals(dump));
+            }
             GuestMessage::Event { at_ms, message } => self.events.push(TimedEvent {
                 at_ms: *at_ms,
                 message: message.clone(),
@@ -103,4 +111,53 @@ impl Telemetry {
         r.ops_applied = self.ops_applied.clone();
         r
     }
+}
+
+/// The digest of a failed run's state, for the verdict's notes: the
+/// scheduler's numeric variables of `.bss` and `.data` (at most 12, the
+/// non-zero ones first) and each CPU in the monitor's last sample.
+pub fn failure_digest(
+    globals: Option<&ktstr_plan::results::BpfGlobals>,
+    monitor: Option<&ktstr_plan::monitor::MonitorReport>,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(g) = globals {
+        let mut vars: Vec<&ktstr_plan::results::BpfGlobal> = g
+            .globals
+            .iter()
+            .filter(|v| v.number.is_some() && !v.map.ends_with(".rodata"))
+            .collect();
+        vars.sort_by_key(|v| v.number == Some(0.0));
+        let shown: Vec<String> = vars
+            .iter()
+            .take(12)
+            .map(|v| format!("{}={}", v.name, v.value))
+            .collect();
+        if !shown.is_empty() {
+            notes.push(format!(
+                "scheduler data at {}: {} (all {} variables in the sidecar's \
+                 telemetry.bpf_globals)",
+                g.when,
+                shown.join(" "),
+                g.globals.len()
+            ));
+        }
+    }
+    if let Some(last) = monitor.and_then(|m| m.samples.last()) {
+        let cpus: Vec<String> = last
+            .cpus
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let dsq = c.local_dsq.map_or(String::new(), |d| format!(" dsq {d}"));
+                format!("{i}: {} runnable{dsq}, on {}", c.nr_running, c.curr_comm)
+            })
+            .collect();
+        notes.push(format!(
+            "CPUs at {:.2} s (host-side monitor): {}",
+            last.at_ms as f64 / 1000.0,
+            cpus.join("; ")
+        ));
+    }
+    notes
 }

@@ -99,7 +99,11 @@ pub fn sweep_cell(
     req.monitor_ms = None;
     let release = crate::job::kernel_release(kernel).map(str::to_string);
     let result = runner.run(req, observer)?;
-    let attached = result.telemetry.scheduler.iter().any(|s| s.state == "attached");
+    let attached = result
+        .telemetry
+        .scheduler
+        .iter()
+        .any(|s| s.state == "attached");
     let outcome = if attached && !result.telemetry.bpf_programs.is_empty() {
         CellOutcome::Loaded {
             programs: result.telemetry.bpf_programs.clone(),
@@ -128,14 +132,11 @@ fn rejection(
 ) -> Option<(Option<String>, String)> {
     t.scheduler.iter().find_map(|s| {
         let line = verifier_rejection(&s.detail, release)?;
-        let program = s
-            .detail
-            .lines()
-            .find_map(|l| {
-                let rest = l.split_once("prog '")?.1;
-                let (name, tail) = rest.split_once('\'')?;
-                tail.contains("load failed").then(|| name.to_string())
-            });
+        let program = s.detail.lines().find_map(|l| {
+            let rest = l.split_once("prog '")?.1;
+            let (name, tail) = rest.split_once('\'')?;
+            tail.contains("load failed").then(|| name.to_string())
+        });
         Some((program, line))
     })
 }
@@ -160,7 +161,11 @@ pub struct ProgramChange {
 /// Compares `now` with `before` cell by cell: every program whose count
 /// changed, and whether it grew by more than `max_ratio` or a cell that
 /// loaded is now rejected.
-pub fn compare(before: &VerifierReport, now: &VerifierReport, max_ratio: f64) -> Vec<ProgramChange> {
+pub fn compare(
+    before: &VerifierReport,
+    now: &VerifierReport,
+    max_ratio: f64,
+) -> Vec<ProgramChange> {
     let key = |c: &VerifierCell| format!("{} {}", c.kernel, c.topology);
     let counts = |c: &VerifierCell| -> BTreeMap<String, u32> {
         match &c.outcome {
@@ -293,6 +298,9 @@ mod tests {
         };
         let (program, message) = rejection(&t, Some("6.12.118")).unwrap();
         assert_eq!(program.as_deref(), Some("lavd_dispatch"));
-        assert!(message.contains("rejected program lavd_dispatch"), "{message}");
+        assert!(
+            message.contains("rejected program lavd_dispatch"),
+            "{message}"
+        );
     }
 }

@@ -10,9 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use ktstr_plan::SchedulerSpec;
 use ktstr_run::job::Runner;
-use ktstr_run::verifier::{
-    compare, sweep_cell, CellOutcome, VerifierReport, VERIFIER_INSN_LIMIT,
-};
+use ktstr_run::verifier::{compare, sweep_cell, CellOutcome, VerifierReport, VERIFIER_INSN_LIMIT};
 use ktstr_topology::Topology;
 use ktstr_vmm::probe::BackendChoice;
 
@@ -198,7 +196,11 @@ fn print_changes(
     for c in changes {
         outln!(
             "{} {} {}: {} -> {}{}",
-            if c.regression { "REGRESSION" } else { "changed" },
+            if c.regression {
+                "REGRESSION"
+            } else {
+                "changed"
+            },
             c.cell,
             c.program,
             shown(c.before),

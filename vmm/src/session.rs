@@ -382,6 +382,7 @@ fn record(c: &mut Collected, msg: &GuestMessage) {
         | GuestMessage::Scheduler { .. }
         | GuestMessage::Results { .. }
         | GuestMessage::BpfPrograms { .. }
+        | GuestMessage::BpfDump { .. }
         | GuestMessage::Ack { .. }
         | GuestMessage::Report { .. }
         | GuestMessage::Live { .. } => {}

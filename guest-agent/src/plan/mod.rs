@@ -137,6 +137,11 @@ fn run_plan(job: PlanJob, channel: &Arc<Mutex<Channel>>, stop: &AtomicBool) -> R
         duration_ms,
         ops_applied,
     });
+    if let Some(s) = sched.as_mut() {
+        r.send(GuestMessage::BpfDump {
+            dump: Box::new(s.take_dump()),
+        });
+    }
     match (end, sched) {
         (StepsEnd::SchedulerDied(detail), _) => r.send(GuestMessage::Scheduler {
             state: "exited".into(),

@@ -7,6 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ktstr_plan::results::BpfDump;
 use ktstr_proto::SchedulerLaunch;
 
 use crate::error::{AgentError, Result};
@@ -29,6 +30,8 @@ const LOG: &str = "/tmp/ktstr-scheduler.log";
 pub struct RunningScheduler {
     child: Child,
     name: String,
+    /// Its global data, read when it was found detached.
+    dump: Option<BpfDump>,
 }
 
 fn read_trim(path: &str) -> String {
@@ -160,6 +163,7 @@ pub fn start(launch: &SchedulerLaunch) -> Result<RunningScheduler> {
             return Ok(RunningScheduler {
                 child,
                 name: launch.ops_name.clone(),
+                dump: None,
             });
         }
         if Instant::now() > deadline {
@@ -179,6 +183,14 @@ pub fn start(launch: &SchedulerLaunch) -> Result<RunningScheduler> {
 }
 
 impl RunningScheduler {
+    /// Its global data as read when it was found detached, or else now
+    /// (while it still runs), for the host's failure dump.
+    pub fn take_dump(&mut self) -> BpfDump {
+        self.dump
+            .take()
+            .unwrap_or_else(|| crate::bpf::dump_globals("end of run"))
+    }
+
     /// None while the scheduler runs and is attached; else what happened.
     pub fn check(&mut self) -> Option<String> {
         if let Ok(Some(status)) = self.child.try_wait() {
@@ -191,6 +203,9 @@ impl RunningScheduler {
         }
         let mut state = read_trim(STATE);
         if state != "enabled" {
+            // Read the scheduler's data while its process still holds
+            // its maps: they go with it.
+            self.dump = Some(crate::bpf::dump_globals("scheduler died"));
             // Let the kernel finish disabling and the scheduler print its
             // exit reason before both are read.
             let until = Instant::now() + Duration::from_secs(3);

@@ -120,12 +120,20 @@ mod tests {
         let stalled = report(|i| {
             vec![
                 cpu(1, i * 100, 5),
-                if i >= 10 { cpu(1, 7, 0) } else { cpu(1, i * 100, 6) },
+                if i >= 10 {
+                    cpu(1, 7, 0)
+                } else {
+                    cpu(1, i * 100, 6)
+                },
             ]
         });
         let f = judge(&stalled);
         assert_eq!(f.reasons.len(), 1, "{:?}", f.reasons);
-        assert!(f.reasons[0].starts_with("CPU 1 stalled"), "{}", f.reasons[0]);
+        assert!(
+            f.reasons[0].starts_with("CPU 1 stalled"),
+            "{}",
+            f.reasons[0]
+        );
         // Six runnable on one CPU, none on its sibling.
         let piled = report(|i| vec![cpu(6, i * 100, 5), cpu(0, i * 100, 0)]);
         let f = judge(&piled);
@@ -137,7 +145,11 @@ mod tests {
             vec![c, cpu(1, i * 100, 6)]
         });
         let f = judge(&deep);
-        assert!(f.reasons[0].contains("local dispatch queue held 100"), "{:?}", f.reasons);
+        assert!(
+            f.reasons[0].contains("local dispatch queue held 100"),
+            "{:?}",
+            f.reasons
+        );
     }
 
     #[test]

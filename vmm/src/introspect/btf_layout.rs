@@ -48,6 +48,15 @@ pub fn struct_named(btf: &Btf, name: &str) -> Result<Struct, IntrospectError> {
 }
 
 /// Follows typedefs, const, volatile and restrict to the type they name.
+pub fn strip_type(btf: &Btf, t: Type) -> Result<Type, IntrospectError> {
+    strip(btf, t)
+}
+
+/// The size in bytes of a stripped type with a size.
+pub fn size_of_type(btf: &Btf, t: &Type) -> Result<u64, IntrospectError> {
+    size_of(btf, t, 0)
+}
+
 fn strip(btf: &Btf, mut t: Type) -> Result<Type, IntrospectError> {
     for _ in 0..MAX_DEPTH {
         let next = match &t {

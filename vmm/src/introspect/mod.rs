@@ -1,8 +1,10 @@
 //! Reading the guest kernel from the host: guest RAM mapped read-only
 //! ([`GuestMemory`]), the kernel's symbols and BTF field offsets
-//! ([`KernelLayout`]), a reader of its run queues ([`KernelReader`]) and
-//! the sampling [`Monitor`].
+//! ([`KernelLayout`]), a reader of its run queues ([`KernelReader`]), the
+//! sampling [`Monitor`], and the scheduler's BPF global data decoded with
+//! the BTF the guest sends ([`decode_bpf_globals`]).
 
+mod bpf_data;
 mod btf_layout;
 mod error;
 mod guest_memory;
@@ -10,6 +12,7 @@ mod kernel_layout;
 mod kernel_reader;
 mod monitor;
 
+pub use bpf_data::decode as decode_bpf_globals;
 pub use error::IntrospectError;
 pub use guest_memory::{ram_memfd, GuestMemory, RamBacking};
 pub use kernel_layout::{

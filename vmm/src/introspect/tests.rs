@@ -43,6 +43,26 @@ impl BtfBlob {
         self.words(&[n, 1 << 24, bytes, bytes * 8])
     }
 
+    fn signed_int(&mut self, name: &str, bytes: u32) -> u32 {
+        let n = self.name(name);
+        self.words(&[n, 1 << 24, bytes, (1 << 24) | (bytes * 8)])
+    }
+
+    fn var(&mut self, name: &str, t: u32) -> u32 {
+        let n = self.name(name);
+        self.words(&[n, 14 << 24, t, 1])
+    }
+
+    /// A data section of (var type id, offset, size).
+    fn datasec(&mut self, name: &str, size: u32, vars: &[(u32, u32, u32)]) -> u32 {
+        let n = self.name(name);
+        let mut w = vec![n, (15 << 24) | vars.len() as u32, size];
+        for (t, off, sz) in vars {
+            w.extend_from_slice(&[*t, *off, *sz]);
+        }
+        self.words(&w)
+    }
+
     fn ptr(&mut self, to: u32) -> u32 {
         self.words(&[0, 2 << 24, to])
     }
@@ -370,4 +390,86 @@ fn a_monitor_whose_guest_never_boots_ends_when_asked() {
         report.unavailable.as_deref(),
         Some("the guest never became ready")
     );
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn the_schedulers_globals_are_named_and_rendered_from_its_btf() {
+    use ktstr_plan::results::{BpfBtf, BpfDump, BpfMapDump};
+    let mut b = BtfBlob::new();
+    let u64t = b.int("u64", 8);
+    let s32 = b.signed_int("s32", 4);
+    let chr = b.int("char", 1);
+    let name = b.array(chr, u64t, 8);
+    let pair = b.strukt("pair", 8, &[("a", s32, 0), ("b", s32, 4)]);
+    let v1 = b.var("nr_enqueued", u64t);
+    let v2 = b.var("delta", s32);
+    let v3 = b.var("label", name);
+    let v4 = b.var("p", pair);
+    let sec = b.datasec(
+        ".bss",
+        28,
+        &[(v1, 0, 8), (v2, 8, 4), (v3, 12, 8), (v4, 20, 8)],
+    );
+    let mut value = Vec::new();
+    value.extend_from_slice(&1234u64.to_le_bytes());
+    value.extend_from_slice(&(-5i32).to_le_bytes());
+    value.extend_from_slice(b"qmap\0\0\0\0");
+    value.extend_from_slice(&7i32.to_le_bytes());
+    value.extend_from_slice(&(-8i32).to_le_bytes());
+    let dump = BpfDump {
+        when: "scheduler died".into(),
+        maps: vec![
+            BpfMapDump {
+                name: "scx_qmap.bss".into(),
+                value_hex: hex(&value),
+                btf_id: 3,
+                value_type_id: sec,
+            },
+            BpfMapDump {
+                name: "scx_qmap.data".into(),
+                value_hex: "zz".into(),
+                btf_id: 3,
+                value_type_id: sec,
+            },
+            BpfMapDump {
+                name: "other.bss".into(),
+                value_hex: String::new(),
+                btf_id: 9,
+                value_type_id: 1,
+            },
+        ],
+        btfs: vec![
+            BpfBtf {
+                id: 3,
+                hex: hex(&b.bytes()),
+            },
+            BpfBtf {
+                id: 9,
+                hex: "00ff".into(),
+            },
+        ],
+    };
+    let g = decode_bpf_globals(&dump);
+    let shown: Vec<(&str, &str, Option<f64>)> = g
+        .globals
+        .iter()
+        .map(|v| (v.name.as_str(), v.value.as_str(), v.number))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("nr_enqueued", "1234", Some(1234.0)),
+            ("delta", "-5", Some(-5.0)),
+            ("label", "\"qmap\"", None),
+            ("p", "{a: 7, b: -8}", None),
+        ]
+    );
+    // A value that is not hex and a corrupt BTF are named, not fatal.
+    assert_eq!(g.errors.len(), 2, "{:?}", g.errors);
+    assert!(g.errors[0].starts_with("scx_qmap.data"), "{:?}", g.errors);
+    assert!(g.errors[1].contains("BTF"), "{:?}", g.errors);
 }
