@@ -134,7 +134,7 @@ fn a_stalling_scheduler_is_caught_by_the_monitor_naming_the_cpu() {
             .find(|v| v.map.ends_with(map) && v.name == name)
             .unwrap_or_else(|| panic!("no {name} in {g:?}"))
     };
-    assert_eq!(var(".bss", "nr_enqueued").number.is_some(), true);
+    assert!(var(".bss", "nr_enqueued").number.is_some());
     assert!(var(".bss", "____qmap_enqueue.user_cnt").number.unwrap() > 0.0);
     assert_eq!(var(".rodata", "stall_user_nth").value, "3");
     // The scheduler's own exit record, a struct, names the watchdog.

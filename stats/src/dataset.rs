@@ -1,4 +1,4 @@
-//! A dataset on disk: the four tables as Parquet files beside a small
+//! A dataset on disk: the five tables as Parquet files beside a small
 //! manifest (`dataset.json`: schema version, the runs it holds, row
 //! counts). Written for every run (`<run dir>/stats/`), made from loose
 //! sidecars by `import`, unioned by `merge`; every table read back is
@@ -17,8 +17,8 @@ use ktstr_run::Sidecar;
 use crate::error::{io, StatsError};
 use crate::tables::{Tables, JOB_ID, TABLES};
 
-/// The dataset schema this ktstr writes and reads.
-pub const DATASET_SCHEMA: u32 = 1;
+/// The dataset schema this ktstr writes and reads (2: the monitor table).
+pub const DATASET_SCHEMA: u32 = 2;
 
 /// The manifest's file name.
 pub const MANIFEST: &str = "dataset.json";
@@ -62,7 +62,8 @@ impl Dataset {
                 "jobs" => &mut tables.jobs,
                 "cgroups" => &mut tables.cgroups,
                 "workers" => &mut tables.workers,
-                _ => &mut tables.progress,
+                "progress" => &mut tables.progress,
+                _ => &mut tables.monitor,
             };
             rows.insert(name.to_string(), df.height());
             let file = File::create(&path).map_err(io(&path))?;
@@ -130,6 +131,7 @@ impl Dataset {
             cgroups: take("cgroups"),
             workers: take("workers"),
             progress: take("progress"),
+            monitor: take("monitor"),
         };
         Ok(Dataset {
             dir: dir.to_path_buf(),
@@ -203,6 +205,9 @@ impl Dataset {
             out.progress
                 .vstack_mut(&d.tables.progress)
                 .map_err(frame("merging progress"))?;
+            out.monitor
+                .vstack_mut(&d.tables.monitor)
+                .map_err(frame("merging monitor"))?;
         }
         Ok(out)
     }

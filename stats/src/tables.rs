@@ -1,5 +1,6 @@
 //! Sidecars as tables: one row per worker (every telemetry field), per
-//! progress sample (long form), per job and per cgroup. The worker and
+//! progress sample (long form), per job, per cgroup, and per CPU of each
+//! host-side monitor sample (long form). The worker and
 //! progress tables are filled from the sidecars; the job and cgroup
 //! tables are computed from them with Polars ([`crate::derive`]), the same
 //! way the compare computes them, so they always agree.
@@ -26,7 +27,7 @@ pub const KEY_COLUMNS: &[&str] = &[
 /// The columns that identify one job within a dataset.
 pub const JOB_ID: &[&str] = &["run_id", "job", "kernel", "repetition"];
 
-/// The four tables of a run.
+/// The five tables of a run.
 #[derive(Debug, Clone)]
 pub struct Tables {
     /// One row per job.
@@ -37,10 +38,13 @@ pub struct Tables {
     pub workers: DataFrame,
     /// One row per progress sample of each worker.
     pub progress: DataFrame,
+    /// One row per CPU of each host-side monitor sample (run queues over
+    /// time, on the workers' clock like `progress`).
+    pub monitor: DataFrame,
 }
 
 /// The table names, in the order they are written.
-pub const TABLES: [&str; 4] = ["jobs", "cgroups", "workers", "progress"];
+pub const TABLES: [&str; 5] = ["jobs", "cgroups", "workers", "progress", "monitor"];
 
 impl Tables {
     /// The table called `name`.
@@ -50,6 +54,7 @@ impl Tables {
             "cgroups" => Some(&self.cgroups),
             "workers" => Some(&self.workers),
             "progress" => Some(&self.progress),
+            "monitor" => Some(&self.monitor),
             _ => None,
         }
     }
@@ -58,11 +63,16 @@ impl Tables {
     pub fn from_sidecars(sidecars: &[Sidecar]) -> Result<Tables, StatsError> {
         let (base, workers, progress) = raw_tables(sidecars)?;
         let (jobs, cgroups) = crate::derive::jobs_and_cgroups(&base, &workers)?;
+        let mut m = MonitorCols::default();
+        for s in sidecars {
+            m.push(s);
+        }
         Ok(Tables {
             jobs,
             cgroups,
             workers,
             progress,
+            monitor: m.finish()?,
         })
     }
 }
@@ -295,5 +305,64 @@ impl ProgressCols {
             Column::new("iterations".into(), self.iterations),
         ])
         .map_err(frame("building the progress table"))
+    }
+}
+
+/// Column builders for the monitor table.
+#[derive(Default)]
+struct MonitorCols {
+    run_id: Vec<String>,
+    job: Vec<String>,
+    kernel: Vec<String>,
+    repetition: Vec<u32>,
+    at_ms: Vec<i64>,
+    cpu: Vec<u32>,
+    nr_running: Vec<u32>,
+    scx_nr_running: Vec<Option<u32>>,
+    local_dsq: Vec<Option<u32>>,
+    clock_ns: Vec<u64>,
+    curr_pid: Vec<i32>,
+    curr_comm: Vec<String>,
+}
+
+impl MonitorCols {
+    /// Adds every CPU of every monitor sample of job `s`.
+    fn push(&mut self, s: &Sidecar) {
+        let Some(m) = &s.vm.monitor else { return };
+        for sample in &m.samples {
+            for (cpu, c) in sample.cpus.iter().enumerate() {
+                self.run_id.push(s.run_id.clone());
+                self.job.push(s.job.clone());
+                self.kernel.push(s.kernel.clone());
+                self.repetition.push(s.repetition.index);
+                self.at_ms.push(sample.at_ms);
+                self.cpu.push(cpu as u32);
+                self.nr_running.push(c.nr_running);
+                self.scx_nr_running.push(c.scx_nr_running);
+                self.local_dsq.push(c.local_dsq);
+                self.clock_ns.push(c.clock_ns);
+                self.curr_pid.push(c.curr_pid);
+                self.curr_comm.push(c.curr_comm.clone());
+            }
+        }
+    }
+
+    /// The monitor table.
+    fn finish(self) -> Result<DataFrame, StatsError> {
+        DataFrame::new_infer_height(vec![
+            Column::new("run_id".into(), self.run_id),
+            Column::new("job".into(), self.job),
+            Column::new("kernel".into(), self.kernel),
+            Column::new("repetition".into(), self.repetition),
+            Column::new("at_ms".into(), self.at_ms),
+            Column::new("cpu".into(), self.cpu),
+            Column::new("nr_running".into(), self.nr_running),
+            Column::new("scx_nr_running".into(), self.scx_nr_running),
+            Column::new("local_dsq".into(), self.local_dsq),
+            Column::new("clock_ns".into(), self.clock_ns),
+            Column::new("curr_pid".into(), self.curr_pid),
+            Column::new("curr_comm".into(), self.curr_comm),
+        ])
+        .map_err(frame("building the monitor table"))
     }
 }

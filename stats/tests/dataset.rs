@@ -28,7 +28,7 @@ fn sorted(df: &DataFrame, by: &[&str]) -> DataFrame {
 }
 
 #[test]
-fn sidecars_become_four_tables_that_read_back_equal() {
+fn sidecars_become_five_tables_that_read_back_equal() {
     let tmp = tempfile::tempdir().unwrap();
     let d = imported(tmp.path());
     let t = &d.tables;
@@ -188,11 +188,11 @@ fn corrupt_truncated_or_foreign_files_are_clear_errors_naming_the_file() {
         let m = d.join("dataset.json");
         let text = std::fs::read_to_string(&m)
             .unwrap()
-            .replace("\"schema\": 1", "\"schema\": 9");
+            .replace("\"schema\": 2", "\"schema\": 9");
         std::fs::write(m, text).unwrap();
     });
     assert!(
-        e.contains("dataset.json: dataset schema 9, but this ktstr reads schema 1"),
+        e.contains("dataset.json: dataset schema 9, but this ktstr reads schema 2"),
         "{e}"
     );
 }
@@ -217,4 +217,64 @@ fn a_sidecar_of_another_schema_is_refused_by_name() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("no sidecars"), "{e}");
+}
+
+#[test]
+fn the_monitors_samples_become_a_long_table_per_cpu() {
+    use ktstr_plan::monitor::{CpuSample, MonitorReport, MonitorSample};
+    let path = std::fs::read_dir(fixture())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "json") && !p.ends_with("gauntlet.json"))
+        .unwrap();
+    let mut s = ktstr_run::Sidecar::read(&path).unwrap();
+    let cpu = |nr: u32, pid: i32| CpuSample {
+        nr_running: nr,
+        scx_nr_running: None,
+        local_dsq: None,
+        clock_ns: 5,
+        curr_pid: pid,
+        curr_comm: "w".into(),
+    };
+    s.vm.monitor = Some(MonitorReport {
+        period_ms: 100,
+        samples: vec![
+            MonitorSample {
+                at_ms: 0,
+                cpus: vec![cpu(1, 7), cpu(2, 8)],
+            },
+            MonitorSample {
+                at_ms: 100,
+                cpus: vec![cpu(3, 9), cpu(0, 0)],
+            },
+        ],
+        ..MonitorReport::default()
+    });
+    let tables = ktstr_stats::tables::Tables::from_sidecars(&[s]).unwrap();
+    let m = &tables.monitor;
+    assert_eq!(m.height(), 4);
+    let nr: Vec<u32> = m
+        .column("nr_running")
+        .unwrap()
+        .u32()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
+    assert_eq!(nr, [1, 2, 3, 0]);
+    let cpus: Vec<u32> = m
+        .column("cpu")
+        .unwrap()
+        .u32()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
+    assert_eq!(cpus, [0, 1, 0, 1]);
+    // It survives the round trip through Parquet.
+    let tmp = tempfile::tempdir().unwrap();
+    Dataset::write(tmp.path(), tables.clone()).unwrap();
+    let again = Dataset::open(tmp.path()).unwrap();
+    assert!(again.tables.monitor.equals_missing(&tables.monitor));
 }

@@ -17,7 +17,7 @@ const MAX_DEPTH: usize = 3;
 const MAX_ITEMS: usize = 16;
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -69,7 +69,7 @@ fn render(btf: &Btf, t: Type, bytes: &[u8], depth: usize) -> (String, Option<f64
 }
 
 fn render_array(btf: &Btf, a: &btf_rs::Array, bytes: &[u8], depth: usize) -> String {
-    let Ok(elem) = btf.resolve_chained_type(a).and_then(|t| Ok(t)) else {
+    let Ok(elem) = btf.resolve_chained_type(a) else {
         return "(array of a dangling type)".into();
     };
     let elem = match btf_layout::strip_type(btf, elem) {
