@@ -4,27 +4,17 @@
 
 mod common;
 
-use common::{run, stderr, stdout, VmEnv};
+use common::VmEnv;
 use ktstr_plan::monitor::MonitorReport;
 use ktstr_plan::verdict::Outcome;
 use ktstr_run::Sidecar;
 
-/// `ktstr run ARGS --backend qemu-tcg` with runs in a private dir: the
-/// exit code, the output and the sidecar.
+/// `ktstr run ARGS --backend qemu-tcg`: exit code, output, the one
+/// sidecar.
 fn ktstr_run(env: &VmEnv, args: &[&str]) -> (Option<i32>, String, Sidecar) {
-    let runs = env.cache.path().join("runs");
-    let mut full = vec!["run"];
-    full.extend_from_slice(args);
-    full.extend_from_slice(&["--backend", "qemu-tcg"]);
-    let o = run(env.ktstr(&full).env("KTSTR_RUNS_DIR", &runs));
-    env.assert_no_leftovers();
-    let mut sidecars = common::all_sidecars(&runs);
-    assert_eq!(sidecars.len(), 1, "{}{}", stdout(&o), stderr(&o));
-    (
-        o.status.code(),
-        format!("{}{}", stdout(&o), stderr(&o)),
-        sidecars.remove(0),
-    )
+    let (code, out, mut sidecars) = env.run_tcg(args);
+    assert_eq!(sidecars.len(), 1, "{out}");
+    (code, out, sidecars.remove(0))
 }
 
 /// The most frequent `nr_running` of `cpu` over the samples between 1 s

@@ -9,21 +9,9 @@ use common::{run, stderr, stdout, VmEnv};
 use ktstr_plan::verdict::Outcome;
 use ktstr_run::Sidecar;
 
-/// `ktstr run ARGS --backend qemu-tcg` with runs in a private dir: the
-/// exit code, the output and every sidecar.
+/// `ktstr run ARGS --backend qemu-tcg`: exit code, output, sidecars.
 fn ktstr_run(env: &VmEnv, args: &[&str]) -> (Option<i32>, String, Vec<Sidecar>) {
-    let runs = env.cache.path().join("runs");
-    let mut full = vec!["run"];
-    full.extend_from_slice(args);
-    full.extend_from_slice(&["--backend", "qemu-tcg"]);
-    let o = run(env.ktstr(&full).env("KTSTR_RUNS_DIR", &runs));
-    env.assert_no_leftovers();
-    let sidecars = common::all_sidecars(&runs);
-    (
-        o.status.code(),
-        format!("{}{}", stdout(&o), stderr(&o)),
-        sidecars,
-    )
+    env.run_tcg(args)
 }
 
 #[test]

@@ -50,15 +50,16 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
 
-/// The ids of every loaded program, in order.
-fn program_ids() -> Vec<u32> {
+/// The ids of every object `cmd` walks (`BPF_PROG_GET_NEXT_ID`,
+/// `BPF_MAP_GET_NEXT_ID`), in order, at most `most`.
+fn next_ids(cmd: i64, most: usize) -> Vec<u32> {
     let mut ids = Vec::new();
     let mut start = 0u32;
-    while ids.len() < MAX_PROGRAMS {
+    while ids.len() < most {
         // union bpf_attr { struct { u32 start_id; u32 next_id; ... } }
         let mut attr = [0u8; 16];
         attr[..4].copy_from_slice(&start.to_le_bytes());
-        if bpf(BPF_PROG_GET_NEXT_ID, &mut attr).is_err() {
+        if bpf(cmd, &mut attr).is_err() {
             break;
         }
         start = u32_at(&attr, 4);
@@ -69,19 +70,9 @@ fn program_ids() -> Vec<u32> {
 
 /// One program's info, by id (None when it is gone or unreadable).
 fn program(id: u32) -> Option<BpfProgram> {
-    let mut attr = [0u8; 16];
-    attr[..4].copy_from_slice(&id.to_le_bytes());
-    let fd = bpf(BPF_PROG_GET_FD_BY_ID, &mut attr).ok()?;
-    // SAFETY: the kernel just returned this descriptor to us; nothing else
-    // owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let fd = fd_by_id(BPF_PROG_GET_FD_BY_ID, id)?;
     let mut info = vec![0u8; PROG_INFO_LEN];
-    // struct { u32 bpf_fd; u32 info_len; u64 info; }
-    let mut attr = [0u8; 16];
-    attr[..4].copy_from_slice(&(std::os::fd::AsRawFd::as_raw_fd(&fd) as u32).to_le_bytes());
-    attr[4..8].copy_from_slice(&(PROG_INFO_LEN as u32).to_le_bytes());
-    attr[8..16].copy_from_slice(&(info.as_mut_ptr() as u64).to_le_bytes());
-    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr).ok()?;
+    info_by_fd(&fd, &mut info)?;
     let name = &info[INFO_NAME..INFO_NAME + 16];
     let end = name.iter().position(|&b| b == 0).unwrap_or(16);
     Some(BpfProgram {
@@ -95,7 +86,10 @@ fn program(id: u32) -> Option<BpfProgram> {
 
 /// Every BPF program loaded in the guest now.
 pub fn loaded_programs() -> Vec<BpfProgram> {
-    program_ids().into_iter().filter_map(program).collect()
+    next_ids(BPF_PROG_GET_NEXT_ID, MAX_PROGRAMS)
+        .into_iter()
+        .filter_map(program)
+        .collect()
 }
 
 const BPF_MAP_LOOKUP_ELEM: i64 = 1;
@@ -111,22 +105,6 @@ const MAP_BTF_VALUE_TYPE_ID: usize = 72;
 /// The most maps looked at.
 const MAX_MAPS: usize = 4096;
 
-/// The ids of every map, in order.
-fn map_ids() -> Vec<u32> {
-    let mut ids = Vec::new();
-    let mut start = 0u32;
-    while ids.len() < MAX_MAPS {
-        let mut attr = [0u8; 16];
-        attr[..4].copy_from_slice(&start.to_le_bytes());
-        if bpf(BPF_MAP_GET_NEXT_ID, &mut attr).is_err() {
-            break;
-        }
-        start = u32_at(&attr, 4);
-        ids.push(start);
-    }
-    ids
-}
-
 /// A descriptor for object `id` got with `cmd`.
 fn fd_by_id(cmd: i64, id: u32) -> Option<OwnedFd> {
     let mut attr = [0u8; 16];
@@ -139,6 +117,7 @@ fn fd_by_id(cmd: i64, id: u32) -> Option<OwnedFd> {
 
 /// `BPF_OBJ_GET_INFO_BY_FD` into `info`.
 fn info_by_fd(fd: &OwnedFd, info: &mut [u8]) -> Option<()> {
+    // struct { u32 bpf_fd; u32 info_len; u64 info; }
     let mut attr = [0u8; 16];
     attr[..4].copy_from_slice(&(std::os::fd::AsRawFd::as_raw_fd(fd) as u32).to_le_bytes());
     attr[4..8].copy_from_slice(&(info.len() as u32).to_le_bytes());
@@ -213,7 +192,10 @@ fn btf_bytes(id: u32) -> Option<Vec<u8>> {
 /// The global data maps of every loaded BPF object (the scheduler's),
 /// with their BTF, read now.
 pub fn dump_globals(when: &str) -> BpfDump {
-    let maps: Vec<BpfMapDump> = map_ids().into_iter().filter_map(global_map).collect();
+    let maps: Vec<BpfMapDump> = next_ids(BPF_MAP_GET_NEXT_ID, MAX_MAPS)
+        .into_iter()
+        .filter_map(global_map)
+        .collect();
     let mut btfs: Vec<BpfBtf> = Vec::new();
     for m in &maps {
         if m.btf_id != 0 && !btfs.iter().any(|b| b.id == m.btf_id) {

@@ -167,6 +167,22 @@ pub struct VmEnv {
 }
 
 impl VmEnv {
+    /// `ktstr run ARGS --backend qemu-tcg` with runs in a private dir: the
+    /// exit code, the output and every sidecar (no leftovers checked).
+    pub fn run_tcg(&self, args: &[&str]) -> (Option<i32>, String, Vec<ktstr_run::Sidecar>) {
+        let runs = self.cache.path().join("runs");
+        let mut full = vec!["run"];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["--backend", "qemu-tcg"]);
+        let o = run(self.ktstr(&full).env("KTSTR_RUNS_DIR", &runs));
+        self.assert_no_leftovers();
+        (
+            o.status.code(),
+            format!("{}{}", stdout(&o), stderr(&o)),
+            all_sidecars(&runs),
+        )
+    }
+
     /// None (skip) when the kernel is not built outside CI.
     pub fn new() -> Option<Self> {
         let entry = built_kernel()?;

@@ -181,3 +181,33 @@ fn enable_x2apic_ids(fd: &VmFd) -> Result<(), VmError> {
     fd.enable_cap(&cap)
         .map_err(|e| VmError::kvm("enable the x2APIC API", e))
 }
+
+#[cfg(test)]
+mod tests {
+    use vm_memory::{Bytes, GuestAddress};
+
+    use super::*;
+
+    #[test]
+    fn the_introspection_view_sees_the_guests_ram_around_the_hole() {
+        if !std::path::Path::new("/dev/kvm").exists() {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            assert!(!ci, "CI=true and /dev/kvm is missing");
+            return;
+        }
+        // 3.5 GiB: RAM below the MMIO hole and above 4 GiB (untouched
+        // pages cost nothing).
+        let bytes = 7u64 << 29;
+        let vm = KvmVm::new("1n1l2c1t".parse().unwrap(), bytes).unwrap();
+        let view = vm.introspection_view().unwrap();
+        assert_eq!(view.size(), bytes);
+        for at in [0x2000u64, (1 << 32) + 0x40] {
+            vm.memory()
+                .write_obj(0xfeed_f00d_u32, GuestAddress(at))
+                .unwrap();
+            assert_eq!(view.read_u32(at).unwrap(), 0xfeed_f00d, "{at:#x}");
+        }
+        // Nothing in the hole.
+        assert!(view.read_u32(0xf000_0000).is_err());
+    }
+}
