@@ -326,4 +326,28 @@ mod tests {
             .is_none());
         assert_eq!(r.max_local_dsq(0, 10_000), Some((3, 0, 0)));
     }
+
+    #[test]
+    fn claims_read_the_same_figures_over_the_workers_run() {
+        let mut r = report(
+            (0..30)
+                .map(|i| vec![cpu(4, i, 1), cpu(0, i, 0), cpu(2, i, 1), cpu(2, 7, 0)])
+                .collect(),
+        );
+        r.workers_ms = Some(2500);
+        assert_eq!(r.metric("rq_imbalance"), Ok(4.0));
+        assert_eq!(r.metric("local_dsq_max"), Ok(3.0));
+        // CPU 3 idles with 2 runnable from the start: 2.5 s of stall in
+        // the judged window (the samples after it do not count).
+        assert_eq!(r.metric("cpu_stall_ms"), Ok(2500.0));
+        assert!(r.metric("bogus").is_err());
+        let none = MonitorReport {
+            unavailable: Some("monitor unavailable: x".into()),
+            ..MonitorReport::default()
+        };
+        assert_eq!(
+            none.metric("rq_imbalance"),
+            Err("monitor unavailable: x".into())
+        );
+    }
 }
