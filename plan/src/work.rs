@@ -274,6 +274,22 @@ impl Work {
         }
     }
 
+    /// Whether the work pins threads to chosen CPUs itself (then the
+    /// run queues it loads are its choice, not the scheduler's).
+    pub fn pins_itself(&self) -> bool {
+        match self {
+            Work::SmtSiblingSpin
+            | Work::AffinityChurn
+            | Work::NumaMigrationChurn
+            | Work::NumaWorkingSetSweep { .. }
+            | Work::PreemptStorm
+            | Work::RtStarvation
+            | Work::PriorityInversion { .. } => true,
+            Work::Sequence { phases } => phases.iter().any(|p| p.work.pins_itself()),
+            _ => false,
+        }
+    }
+
     /// The snake_case name scripts and results use.
     pub fn name(&self) -> String {
         serde_json::to_value(self)

@@ -168,6 +168,22 @@ fn timelines(
     lines
 }
 
+/// Every cpuset in force for some workers at some time of the run.
+pub(super) fn cpusets_in_force(
+    plan: &Plan,
+    topology: &Topology,
+    results: &RunResults,
+) -> Vec<Vec<u32>> {
+    let mut all: Vec<Vec<u32>> = timelines(plan, topology, results, 0.0)
+        .into_values()
+        .flatten()
+        .filter_map(|s| s.allowed)
+        .collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
 /// The first time worker `w` was seen outside the cpuset in force, as a
 /// message, if it was.
 fn outside(w: &WorkerReport, line: &[Segment], grace_ms: f64) -> Option<String> {

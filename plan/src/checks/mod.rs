@@ -57,7 +57,8 @@ pub fn default_checks(
     progress(results, &limits, &mut f);
     isolation::check(plan, topology, results, &limits, &mut f);
     if let Some(report) = &results.monitor {
-        monitor::check(report, &limits, &mut f);
+        let llcs = monitor::balanced_llcs(plan, topology, results, &mut f);
+        monitor::check(report, &llcs, &limits, &mut f);
     }
     for (name, cg) in &results.cgroups {
         let work = work_of(plan, name);

@@ -6,6 +6,9 @@ use ktstr_topology::Topology;
 
 use super::{Findings, Limits};
 use crate::monitor::{MonitorReport, IMBALANCE_WINDOW_MS};
+use crate::plan::Plan;
+use crate::policy::Affinity;
+use crate::results::RunResults;
 
 /// The CPUs of each LLC of `topology`.
 pub fn llc_cpus(topology: &Topology) -> Vec<Vec<usize>> {
@@ -20,8 +23,56 @@ pub fn llc_cpus(topology: &Topology) -> Vec<Vec<usize>> {
         .collect()
 }
 
-/// Judges `report` over the workers' run.
-pub(super) fn check(report: &MonitorReport, limits: &Limits, f: &mut Findings) {
+/// The LLCs whose run queues the scheduler alone balances: none when a
+/// cgroup's workers have their own affinity or work that pins itself,
+/// else those no cpuset in force covers only in part (a cpuset of whole
+/// LLCs leaves the balance within each to the scheduler). What is left
+/// out gets a note.
+pub(super) fn balanced_llcs(
+    plan: &Plan,
+    topology: &Topology,
+    results: &RunResults,
+    f: &mut Findings,
+) -> Vec<Vec<usize>> {
+    let defs = plan.cgroups.iter().chain(plan.steps.iter().flat_map(|s| {
+        s.ops.iter().filter_map(|op| match op {
+            crate::steps::Op::AddCgroup { cgroup } => Some(cgroup),
+            _ => None,
+        })
+    }));
+    for d in defs {
+        if d.affinity != Affinity::Inherit || d.work.pins_itself() {
+            f.notes.push(format!(
+                "run-queue imbalance not judged: cgroup {}'s workers are pinned by their \
+                 affinity or their work, so their run queues are their own choice",
+                d.name
+            ));
+            return Vec::new();
+        }
+    }
+    let cpusets = super::isolation::cpusets_in_force(plan, topology, results);
+    let (whole, part): (Vec<_>, Vec<_>) = llc_cpus(topology).into_iter().partition(|llc| {
+        cpusets.iter().all(|set| {
+            let inside = llc.iter().filter(|&&c| set.contains(&(c as u32))).count();
+            inside == 0 || inside == llc.len()
+        })
+    });
+    if !part.is_empty() {
+        f.notes.push(format!(
+            "run-queue imbalance not judged within the LLCs of CPUs {part:?}: a cpuset \
+             covers only part of them"
+        ));
+    }
+    whole
+}
+
+/// Judges `report` over the workers' run; imbalance only within `llcs`.
+pub(super) fn check(
+    report: &MonitorReport,
+    llcs: &[Vec<usize>],
+    limits: &Limits,
+    f: &mut Findings,
+) {
     if let Some(why) = &report.unavailable {
         f.notes.push(why.clone());
     }
@@ -47,9 +98,7 @@ pub(super) fn check(report: &MonitorReport, limits: &Limits, f: &mut Findings) {
         return;
     };
     let max_ratio = limits.get("max_rq_imbalance");
-    if let Some((ratio, at, cpus)) =
-        report.max_imbalance(&report.llcs, from, to, IMBALANCE_WINDOW_MS)
-    {
+    if let Some((ratio, at, cpus)) = report.max_imbalance(llcs, from, to, IMBALANCE_WINDOW_MS) {
         if ratio > max_ratio {
             f.reasons.push(format!(
                 "run queues imbalanced within the LLC of CPUs {cpus:?}: the busiest held \
@@ -108,7 +157,7 @@ mod tests {
     fn judge(r: &MonitorReport) -> Findings {
         let t = BTreeMap::new();
         let mut f = Findings::default();
-        check(r, &Limits(&t), &mut f);
+        check(r, &r.llcs, &Limits(&t), &mut f);
         f
     }
 

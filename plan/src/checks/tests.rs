@@ -202,3 +202,80 @@ fn work_that_yields_or_blocks_is_not_judged_on_fairness() {
         );
     }
 }
+
+/// A monitor record of 2n2l2c1t: CPU 0 holds 6 runnable tasks, CPU 1
+/// none, for 3 s.
+fn piled_up() -> crate::monitor::MonitorReport {
+    use crate::monitor::{CpuSample, MonitorReport, MonitorSample};
+    let cpu = |nr: u32, clock: u64| CpuSample {
+        nr_running: nr,
+        scx_nr_running: None,
+        local_dsq: None,
+        clock_ns: clock,
+        curr_pid: 1,
+        curr_comm: "w".into(),
+    };
+    MonitorReport {
+        period_ms: 100,
+        samples: (0..30)
+            .map(|i| MonitorSample {
+                at_ms: i * 100,
+                cpus: vec![cpu(6, i as u64), cpu(0, i as u64), cpu(1, 1), cpu(1, 2)],
+            })
+            .collect(),
+        llcs: vec![vec![0, 1], vec![2, 3]],
+        workers_ms: Some(3000),
+        ..MonitorReport::default()
+    }
+}
+
+fn judge_monitor(plan: &Plan) -> Findings {
+    let mut r = RunResults::default();
+    r.cgroups.insert(
+        "a".into(),
+        CgroupResults {
+            workers: vec![worker(10_000.0)],
+        },
+    );
+    r.monitor = Some(piled_up());
+    let t: Topology = "2n2l2c1t".parse().unwrap();
+    let th: BTreeMap<String, f64> = in_force(&Layers::default(), Speed::Hardware);
+    default_checks(plan, &t, &r, &th)
+}
+
+#[test]
+fn imbalance_is_judged_only_where_the_scheduler_alone_places_tasks() {
+    // Free to go anywhere: six on one CPU, none on its sibling fails.
+    let free = plan(1);
+    let f = judge_monitor(&free);
+    assert!(
+        fails_with(&f, "imbalanced within the LLC of CPUs [0, 1]"),
+        "{:?}",
+        f.reasons
+    );
+    // A cpuset of whole LLCs leaves the balance within them to the
+    // scheduler: still judged.
+    let mut whole = plan(1);
+    whole.cgroups[0].cpuset = Some(crate::cpuset::CpusetSpec::Exact { cpus: vec![0, 1] });
+    assert!(fails_with(&judge_monitor(&whole), "imbalanced"));
+    // A cpuset of one CPU of LLC 0: not judged there, and said so.
+    let mut part = plan(1);
+    part.cgroups[0].cpuset = Some(crate::cpuset::CpusetSpec::Exact { cpus: vec![0] });
+    let f = judge_monitor(&part);
+    assert!(!fails_with(&f, "imbalanced"), "{:?}", f.reasons);
+    assert!(
+        f.notes.iter().any(|n| n.contains("LLCs of CPUs [[0, 1]]")),
+        "{:?}",
+        f.notes
+    );
+    // Workers pinned by their affinity: not judged anywhere.
+    let mut pinned = plan(1);
+    pinned.cgroups[0].affinity = crate::policy::Affinity::SingleCpu;
+    let f = judge_monitor(&pinned);
+    assert!(!fails_with(&f, "imbalanced"), "{:?}", f.reasons);
+    assert!(
+        f.notes.iter().any(|n| n.contains("pinned")),
+        "{:?}",
+        f.notes
+    );
+}
