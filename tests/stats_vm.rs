@@ -66,6 +66,11 @@ fn worker_keys(env: &VmEnv, dataset: &str) -> BTreeSet<String> {
         "progress>0={}",
         manifest["rows"]["progress"].as_u64() > Some(0)
     ));
+    // The host-side monitor's samples, one row per CPU and sample.
+    keys.insert(format!(
+        "monitor>0={}",
+        manifest["rows"]["monitor"].as_u64() > Some(0)
+    ));
     keys
 }
 
@@ -82,7 +87,9 @@ fn a_a_runs_never_differ_shards_merge_to_the_whole_and_the_report_draws() {
     let (code, m) = stats(&env, &["merge", &one, &two, "-o", merged]);
     assert_eq!(code, 0, "{m}");
     assert_eq!(m["manifest"]["rows"]["jobs"], 5, "{m}");
-    assert_eq!(worker_keys(&env, merged), worker_keys(&env, &whole));
+    let keys = worker_keys(&env, &whole);
+    assert!(keys.contains("monitor>0=true"), "{keys:?}");
+    assert_eq!(worker_keys(&env, merged), keys);
 
     // Same configuration both sides: SAME or UNKNOWN everywhere.
     let (code, c) = stats(&env, &["compare", &whole, merged]);

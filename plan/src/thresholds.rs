@@ -112,12 +112,16 @@ pub const THRESHOLDS: [ThresholdDef; 12] = [
     },
     ThresholdDef {
         name: "max_rq_imbalance",
-        default: 4.0,
+        default: 0.0,
         time: false,
         doc: "The host-side monitor: within each LLC, over 1 s windows, the busiest CPU's \
-              mean run queue length divided by the idlest one's (counted as at least 1). \
-              4 means one CPU held four runnable tasks for a second while a sibling had at \
-              most one.",
+              mean run queue length divided by the idlest one's (counted as at least 1); \
+              judged only in LLCs no cpuset covers in part, for workers not pinned. Off \
+              (0) by default: with the cpu controller the kernel balances cgroups' load, \
+              not task counts, so cgroups of unequal thread counts queue unequally by \
+              design (EEVDF held 4 runnable tasks against 1 for seconds in signal_storm \
+              while each cgroup got its share). Set it (e.g. 4) for scenarios whose tasks \
+              are interchangeable.",
     },
     ThresholdDef {
         name: "max_local_dsq_depth",

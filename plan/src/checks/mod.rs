@@ -109,6 +109,20 @@ fn work_of<'a>(plan: &'a Plan, name: &str) -> Option<&'a Work> {
         .map(|d| &d.work)
 }
 
+/// CPU a worker must have had before its loop to count as started (exec
+/// and set-up take 100-300 ms of CPU under TCG).
+const STARTED_CPU_MS: f64 = 20.0;
+/// How long into its loop a worker with no progress may have been
+/// stopped and still count as stopped while starting.
+const STOPPED_EARLY_MS: f64 = 50.0;
+
+/// Whether a worker without progress got CPU (it started: exec, set-up)
+/// but was stopped right as its loop began: its cgroup ended first, which
+/// says nothing about the scheduler starving it.
+fn stopped_while_starting(w: &crate::results::WorkerReport) -> bool {
+    w.cpu_time_ms >= STARTED_CPU_MS && w.wall_ms < STOPPED_EARLY_MS
+}
+
 /// Worker errors, starvation and the longest gap between progress points.
 fn progress(results: &RunResults, limits: &Limits, f: &mut Findings) {
     let max_gap = limits.get("max_gap_ms");
@@ -124,6 +138,13 @@ fn progress(results: &RunResults, limits: &Limits, f: &mut Findings) {
                         None => format!("worker {name}[{i}]: {why}"),
                     });
                 }
+            } else if w.iterations == 0 && stopped_while_starting(w) {
+                f.notes.push(format!(
+                    "worker {name}[{i}] made no progress: it was stopped {:.1} ms into its \
+                     loop, after {:.0} ms of CPU spent starting (its cgroup's life was shorter \
+                     than its start-up under this load), not starved",
+                    w.wall_ms, w.cpu_time_ms
+                ));
             } else if w.iterations == 0 {
                 f.reasons
                     .push(format!("worker {name}[{i}] starved: no progress at all"));

@@ -99,7 +99,7 @@ pub(super) fn check(
     };
     let max_ratio = limits.get("max_rq_imbalance");
     if let Some((ratio, at, cpus)) = report.max_imbalance(llcs, from, to, IMBALANCE_WINDOW_MS) {
-        if ratio > max_ratio {
+        if max_ratio > 0.0 && ratio > max_ratio {
             f.reasons.push(format!(
                 "run queues imbalanced within the LLC of CPUs {cpus:?}: the busiest held \
                  {ratio:.1}x the idlest one's tasks over 1 s from {:.2} s (threshold \
@@ -155,7 +155,7 @@ mod tests {
     }
 
     fn judge(r: &MonitorReport) -> Findings {
-        let t = BTreeMap::new();
+        let t = BTreeMap::from([("max_rq_imbalance".to_string(), 4.0)]);
         let mut f = Findings::default();
         check(r, &r.llcs, &Limits(&t), &mut f);
         f
@@ -199,6 +199,14 @@ mod tests {
             "{:?}",
             f.reasons
         );
+    }
+
+    #[test]
+    fn imbalance_is_off_unless_a_threshold_is_set() {
+        let piled = report(|i| vec![cpu(6, i * 100, 5), cpu(0, i * 100, 0)]);
+        let mut f = Findings::default();
+        check(&piled, &piled.llcs, &Limits(&BTreeMap::new()), &mut f);
+        assert!(f.reasons.is_empty(), "{:?}", f.reasons);
     }
 
     #[test]

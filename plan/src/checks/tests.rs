@@ -239,7 +239,12 @@ fn judge_monitor(plan: &Plan) -> Findings {
     );
     r.monitor = Some(piled_up());
     let t: Topology = "2n2l2c1t".parse().unwrap();
-    let th: BTreeMap<String, f64> = in_force(&Layers::default(), Speed::Hardware);
+    let on = [("max_rq_imbalance".to_string(), 4.0)];
+    let layers = Layers {
+        command_line: &on,
+        ..Layers::default()
+    };
+    let th: BTreeMap<String, f64> = in_force(&layers, Speed::Hardware);
     default_checks(plan, &t, &r, &th)
 }
 
@@ -278,4 +283,34 @@ fn imbalance_is_judged_only_where_the_scheduler_alone_places_tasks() {
         "{:?}",
         f.notes
     );
+}
+
+#[test]
+fn a_worker_stopped_as_its_loop_began_is_not_starved_but_one_without_cpu_is() {
+    let p = plan(2);
+    let mut late = worker(10_000.0);
+    // Stopped 0.6 ms into its loop after 631 ms of CPU starting up.
+    late.iterations = 0;
+    late.cpu_time_ms = 631.0;
+    late.wall_ms = 0.6;
+    late.progress.clear();
+    let f = judge(&p, vec![worker(10_000.0), late.clone()]);
+    assert!(!fails_with(&f, "starved"), "{:?}", f.reasons);
+    assert!(
+        f.notes.iter().any(|n| n.contains("not starved")),
+        "{:?}",
+        f.notes
+    );
+    // No CPU at all, or a loop that ran a second without progress: starved.
+    for (cpu, wall) in [(2.0, 0.6), (631.0, 1000.0)] {
+        let mut starved = late.clone();
+        starved.cpu_time_ms = cpu;
+        starved.wall_ms = wall;
+        let f = judge(&p, vec![worker(10_000.0), starved]);
+        assert!(
+            fails_with(&f, "a[1] starved"),
+            "{cpu} {wall}: {:?}",
+            f.reasons
+        );
+    }
 }
