@@ -69,8 +69,8 @@ pub const IMBALANCE_WINDOW_MS: i64 = 1000;
 /// whatever the scope).
 pub const MONITOR_METRICS: [&str; 3] = ["cpu_stall_ms", "rq_imbalance", "local_dsq_max"];
 
-/// A CPU that had runnable tasks but did not run them: its run queue
-/// clock stood still, or it ran its idle task, sample after sample.
+/// A CPU that had runnable tasks but did not run them, sample after
+/// sample (see `stalled_now` for what counts).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CpuStall {
     /// The CPU.
@@ -81,6 +81,25 @@ pub struct CpuStall {
     pub ms: i64,
     /// The most runnable tasks seen on it meanwhile.
     pub nr_running: u32,
+}
+
+/// Whether a CPU holds tasks it should be running and is not, at one
+/// sample: it idles with tasks of the kernel's own classes queued on it,
+/// or with tasks dispatched to its sched_ext local queue, or with tasks
+/// sched_ext holds for it while every CPU idles; or its clock stands
+/// still while it runs something (a CPU stuck with interrupts off).
+/// Tasks sched_ext holds in a shared queue count on the CPU they were
+/// enqueued on but may only run elsewhere (their cpuset): while other
+/// CPUs are busy, an idle CPU holding them is waiting, not stalled.
+fn stalled_now(now: &CpuSample, frozen: bool, all_idle: bool) -> bool {
+    if now.nr_running == 0 {
+        return false;
+    }
+    if now.curr_pid != 0 {
+        return frozen;
+    }
+    let scx = now.scx_nr_running.unwrap_or(0);
+    now.nr_running > scx || now.local_dsq.unwrap_or(0) > 0 || (scx > 0 && all_idle)
 }
 
 impl MonitorReport {
@@ -103,7 +122,8 @@ impl MonitorReport {
             for s in self.window(from_ms, to_ms) {
                 let Some(now) = s.cpus.get(cpu) else { continue };
                 let frozen = prev.is_some_and(|p| p.clock_ns == now.clock_ns);
-                let stalled = now.nr_running > 0 && (frozen || now.curr_pid == 0);
+                let all_idle = s.cpus.iter().all(|c| c.curr_pid == 0);
+                let stalled = stalled_now(now, frozen, all_idle);
                 if stalled {
                     let r = run.get_or_insert(CpuStall {
                         cpu,
@@ -300,6 +320,35 @@ mod tests {
         );
         // Outside the judged window there is nothing.
         assert!(r.stalls(0, 250).is_empty());
+    }
+
+    #[test]
+    fn a_sched_ext_task_waiting_for_its_busy_cpus_is_not_a_stall_but_a_dropped_one_is() {
+        // CPU 1 idles holding one sched_ext task in a shared queue (its
+        // local queue empty) while CPU 0 runs: the task may only run
+        // elsewhere; waiting, not stalled.
+        let held = |pid0: i32| {
+            let mut c = cpu(1, 5, 0);
+            c.local_dsq = Some(0);
+            vec![cpu(1, 9, pid0), c]
+        };
+        let r = report(
+            (0..20)
+                .map(|i| {
+                    let mut v = held(7);
+                    v[0].clock_ns = i;
+                    v
+                })
+                .collect(),
+        );
+        assert!(r.stalls(0, 10_000).is_empty(), "{:?}", r.stalls(0, 10_000));
+        // Every CPU idles while sched_ext holds a task: nobody runs it.
+        let r = report((0..20).map(|_| held(0)).collect());
+        let s = r.stalls(0, 10_000);
+        assert!(s.iter().any(|x| x.cpu == 1 && x.ms == 1900), "{s:?}");
+        // A CPU running something whose clock stands still: stuck.
+        let r = report((0..20).map(|_| vec![cpu(1, 5, 7), cpu(0, 9, 0)]).collect());
+        assert_eq!(r.stalls(0, 10_000)[0].cpu, 0);
     }
 
     #[test]

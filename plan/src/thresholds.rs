@@ -105,10 +105,15 @@ pub const THRESHOLDS: [ThresholdDef; 12] = [
         name: "max_cpu_stall_ms",
         default: 1000.0,
         time: true,
-        doc: "The host-side monitor: how long a guest CPU may hold runnable tasks without \
-              running them (its run queue clock stands still, or it runs its idle task), \
-              sample after sample, ms. Catches a scheduler that stops dispatching a CPU's \
-              tasks before the sched_ext watchdog does (5 s for scx_qmap).",
+        doc: "The host-side monitor: how long a guest CPU may hold tasks it should run \
+              without running them, sample after sample, ms: it idles with tasks of the \
+              kernel's own classes queued, or with tasks in its sched_ext local queue, or \
+              with tasks sched_ext holds for it while every CPU idles; or its clock stands \
+              still while it runs something. (A sched_ext task held in a shared queue \
+              counts on the CPU it was enqueued on but may only run on its cpuset's: \
+              while those are busy it waits; scx_simple kept one waiting 3.1 s beside \
+              another VM.) Catches a scheduler that stops dispatching before the \
+              sched_ext watchdog does (5 s for scx_qmap).",
     },
     ThresholdDef {
         name: "max_rq_imbalance",

@@ -84,9 +84,8 @@ pub(super) fn check(
     if let Some(s) = report.stalls(from, to).first() {
         if s.ms as f64 > max_stall {
             f.reasons.push(format!(
-                "CPU {} stalled: {} runnable task(s) but it ran none (its run queue clock \
-                 stood still or it ran its idle task) for {} ms from {:.2} s \
-                 (threshold {max_stall:.0} ms, host-side monitor)",
+                "CPU {} stalled: {} runnable task(s) it should run but it ran none for {} ms \
+                 from {:.2} s (threshold {max_stall:.0} ms, host-side monitor)",
                 s.cpu,
                 s.nr_running,
                 s.ms,
@@ -167,13 +166,12 @@ mod tests {
         assert!(judge(&healthy).reasons.is_empty());
         // CPU 1 idles with a runnable task from 1 s on: a stall past 1 s.
         let stalled = report(|i| {
+            // A task of the kernel's own class queued on an idle CPU.
+            let mut idle = cpu(1, 7, 0);
+            idle.scx_nr_running = Some(0);
             vec![
                 cpu(1, i * 100, 5),
-                if i >= 10 {
-                    cpu(1, 7, 0)
-                } else {
-                    cpu(1, i * 100, 6)
-                },
+                if i >= 10 { idle } else { cpu(1, i * 100, 6) },
             ]
         });
         let f = judge(&stalled);
