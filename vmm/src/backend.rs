@@ -114,9 +114,10 @@ pub struct LaunchedVm {
     pub channel: Box<dyn Read + Send>,
     /// Bytes to the guest agent over the channel.
     pub channel_output: Box<dyn Write + Send>,
-    /// Guest RAM as the host can read it (None where the backend does not
-    /// share it).
-    pub memory: Option<crate::introspect::GuestMemory>,
+    /// Guest RAM as the host can read it, or why it cannot (a backend
+    /// that does not share it, a mapping that failed): the monitor is
+    /// then unavailable, the VM runs all the same.
+    pub memory: Result<crate::introspect::GuestMemory, String>,
 }
 
 /// A way of running VMs.

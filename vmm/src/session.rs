@@ -169,7 +169,8 @@ pub fn run(
     let log = File::create(&console_log).at(&console_log)?;
     let start = Instant::now();
     let mut vm = backend.launch(spec)?;
-    let monitor = start_monitor(monitor, vm.memory.take(), start);
+    let memory = std::mem::replace(&mut vm.memory, Err(String::new()));
+    let monitor = start_monitor(monitor, memory, start);
     let console = Arc::new(Mutex::new(ConsoleState::default()));
     let pump = spawn_pump(vm.console, log, console_echo, Arc::clone(&console));
     if let Some(source) = console_source {
@@ -229,18 +230,19 @@ pub fn run(
     })
 }
 
-/// Starts the host-side monitor when one is asked for; a backend that
-/// does not share guest RAM gets a report that says so.
+/// Starts the host-side monitor when one is asked for; without guest RAM
+/// to read (a backend that does not share it, a mapping that failed) the
+/// report says why.
 fn start_monitor(
     config: Option<MonitorConfig>,
-    memory: Option<crate::introspect::GuestMemory>,
+    memory: Result<crate::introspect::GuestMemory, String>,
     start: Instant,
 ) -> Option<MonitorState> {
     match (config, memory) {
-        (Some(c), Some(m)) => Some(MonitorState::Running(Monitor::start(m, c, start))),
-        (Some(c), None) => Some(MonitorState::Unavailable(MonitorReport {
+        (Some(c), Ok(m)) => Some(MonitorState::Running(Monitor::start(m, c, start))),
+        (Some(c), Err(why)) => Some(MonitorState::Unavailable(MonitorReport {
             period_ms: c.period.as_millis() as u32,
-            unavailable: Some("monitor unavailable: this backend does not share guest RAM".into()),
+            unavailable: Some(format!("monitor unavailable: {why}")),
             ..MonitorReport::default()
         })),
         _ => None,

@@ -101,7 +101,7 @@ impl VmBackend for FakeBackend {
             console_input: Box::new(std::io::sink()),
             channel,
             channel_output: Box::new(Captured(Arc::clone(&self.to_guest))),
-            memory: None,
+            memory: Err("the fake backend has no guest RAM".into()),
         })
     }
 }

@@ -95,7 +95,7 @@ impl VmBackend for KvmBackend {
                 regs::setup_boot_cpu(vcpu, vm.memory(), protocol)?;
             }
         }
-        let memory = vm.introspection_view()?;
+        let memory = vm.introspection_view().map_err(|e| e.to_string());
         let process = KvmVmProcess::start(vm, vcpus, bus)?;
         Ok(LaunchedVm {
             process: Box::new(process),
@@ -103,7 +103,7 @@ impl VmBackend for KvmBackend {
             console_input: Box::new(console_input),
             channel: Box::new(channel),
             channel_output: Box::new(channel_output),
-            memory: Some(memory),
+            memory,
         })
     }
 }

@@ -78,7 +78,7 @@ impl VmBackend for QemuBackend {
         let args = qemu_args(self.kind, spec, &socket, &fds);
         let mut process = QemuProcess::spawn(&self.binary, &args, &fds)?;
         let memory = GuestMemory::map(&backings, &q35_ram_ranges(total_ram_bytes(spec)))
-            .map_err(|e| VmError::Launch(e.to_string()))?;
+            .map_err(|e| e.to_string());
         let console = process.take_stdout();
         let console_input = process.take_stdin();
         let stream = accept_channel(&listener, &mut process, &socket)?;
@@ -90,7 +90,7 @@ impl VmBackend for QemuBackend {
             console_input,
             channel: Box::new(stream),
             channel_output: Box::new(channel_output),
-            memory: Some(memory),
+            memory,
         })
     }
 }
