@@ -83,6 +83,10 @@ pub struct CpuStall {
     pub nr_running: u32,
 }
 
+/// How many samples in a row of something else may interrupt a stall
+/// before it counts as over.
+const STALL_BREAK_SAMPLES: usize = 2;
+
 /// Whether a CPU holds tasks it should be running and is not, at one
 /// sample: it idles with tasks of the kernel's own classes queued on it,
 /// or with tasks dispatched to its sched_ext local queue, or with tasks
@@ -119,12 +123,14 @@ impl MonitorReport {
             let mut prev: Option<&CpuSample> = None;
             let mut run: Option<CpuStall> = None;
             let mut best: Option<CpuStall> = None;
+            let mut misses = 0usize;
             for s in self.window(from_ms, to_ms) {
                 let Some(now) = s.cpus.get(cpu) else { continue };
                 let frozen = prev.is_some_and(|p| p.clock_ns == now.clock_ns);
                 let all_idle = s.cpus.iter().all(|c| c.curr_pid == 0);
                 let stalled = stalled_now(now, frozen, all_idle);
                 if stalled {
+                    misses = 0;
                     let r = run.get_or_insert(CpuStall {
                         cpu,
                         from_ms: s.at_ms,
@@ -137,7 +143,13 @@ impl MonitorReport {
                         best = Some(r.clone());
                     }
                 } else {
-                    run = None;
+                    // A stall survives a sample or two of something else
+                    // running (the stalling scheduler's own process
+                    // printing, a kworker): only a longer break ends it.
+                    misses += 1;
+                    if misses > STALL_BREAK_SAMPLES {
+                        run = None;
+                    }
                 }
                 prev = Some(now);
             }
