@@ -17,13 +17,7 @@ const MAX_DEPTH: usize = 3;
 const MAX_ITEMS: usize = 16;
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    hex::decode(s).ok()
 }
 
 fn int_at(bytes: &[u8], size: usize, signed: bool) -> Option<i128> {

@@ -393,7 +393,7 @@ fn a_monitor_whose_guest_never_boots_ends_when_asked() {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    hex::encode(b)
 }
 
 #[test]
