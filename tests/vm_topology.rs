@@ -179,3 +179,35 @@ fn boot_bench_prints_ktstr_and_bare_boot_figures() {
     assert_eq!(v["backend"], json!("qemu-tcg"));
     env.assert_no_leftovers();
 }
+
+#[test]
+fn the_snapshot_bench_measures_cold_boots_and_restores_per_topology() {
+    let Some(env) = VmEnv::new() else { return };
+    let o = run(&mut env.ktstr(&[
+        "bench",
+        "boot",
+        "--backend",
+        "qemu-tcg",
+        "--snapshot",
+        "--sweep",
+        "1n1l2c1t,1n2l1c1t",
+        "-n",
+        "1",
+        "--json",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = json(&o);
+    let rows = rows.as_array().expect("one row per topology");
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    for (row, (t, vcpus)) in rows.iter().zip([("1n1l2c1t", 2), ("1n2l1c1t", 2)]) {
+        assert_eq!(row["topology"], json!(t));
+        assert_eq!(row["vcpus"], json!(vcpus));
+        let cold = row["cold_ready_ms"]["median"].as_f64().unwrap();
+        let restore = row["restore_ready_ms"]["median"].as_f64().unwrap();
+        let load = row["restore_load_ms"]["median"].as_f64().unwrap();
+        assert!(cold > 0.0 && restore > load && load > 0.0, "{row:#}");
+        assert!((row["speedup"].as_f64().unwrap() - cold / restore).abs() < 1e-9);
+        assert!(row["snapshot_boot_ms"].as_f64().unwrap() > 0.0, "{row:#}");
+    }
+    env.assert_no_leftovers();
+}

@@ -19,6 +19,7 @@ pub mod mounts;
 pub mod plan;
 pub mod power;
 pub mod report;
+pub mod restore;
 pub mod run;
 pub mod shell;
 pub mod workers;

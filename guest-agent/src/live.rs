@@ -108,6 +108,11 @@ pub fn answer(request: HostMessage, state: &LiveState) -> Option<GuestMessage> {
             return to_session(LiveCall::Request { id, request }, state)
         }
         HostMessage::Shutdown { id } => return to_session(LiveCall::Shutdown { id }, state),
+        HostMessage::Start { id, .. } => GuestMessage::Ack {
+            id,
+            message: "a job runs already: only a guest restored from a snapshot waits for one"
+                .into(),
+        },
         HostMessage::Ping { id } => GuestMessage::Ack {
             id,
             message: "pong".into(),

@@ -11,7 +11,7 @@ use ktstr_proto::{Fault, GuestMessage, Job, JobSpec, JOB_PATH, PROTOCOL_VERSION}
 use crate::channel::{Channel, DEFAULT_CHANNEL};
 use crate::error::{AgentError, Result};
 use crate::live::{self, LiveState};
-use crate::{exec, fault, mounts, power, report, shell, AGENT_VERSION};
+use crate::{exec, fault, mounts, power, report, restore, shell, AGENT_VERSION};
 
 static PANIC_CHANNEL: OnceLock<Arc<Mutex<Channel>>> = OnceLock::new();
 
@@ -33,7 +33,26 @@ pub fn main() -> ExitCode {
     if Path::new("/bin/busybox").exists() {
         install_busybox(&mut warnings);
     }
-    let spec = read_job();
+    let mut spec = read_job();
+    let mut ready = ready_message(warnings);
+    if matches!(
+        &spec,
+        Ok(JobSpec {
+            job: Job::Await,
+            ..
+        })
+    ) {
+        // The idle guest a snapshot is taken of: every restored guest
+        // resumes inside `await_job` and reports ready again below, with
+        // the same report (what the guest sees has not changed; the
+        // restore's own warnings are added).
+        send(&channel, &ready);
+        let (job, restore_warnings) = await_job(&channel);
+        spec = job;
+        if let GuestMessage::Ready { report, .. } = &mut ready {
+            report.warnings.extend(restore_warnings);
+        }
+    }
     let fault = spec.as_ref().ok().and_then(|s| s.fault);
     if fault == Some(Fault::Hang) {
         fault::hang();
@@ -41,16 +60,6 @@ pub fn main() -> ExitCode {
     if fault == Some(Fault::Garbage) {
         lock(&channel).send_garbage_first();
     }
-    let ready = match report::gather(warnings) {
-        Ok(report) => GuestMessage::Ready {
-            protocol: PROTOCOL_VERSION,
-            agent_version: AGENT_VERSION.to_string(),
-            report: Box::new(report),
-        },
-        Err(e) => GuestMessage::Error {
-            message: e.to_string(),
-        },
-    };
     send(&channel, &ready);
     let state = LiveState::default();
     match lock(&channel).reader() {
@@ -78,9 +87,33 @@ pub fn main() -> ExitCode {
     power::power_off();
 }
 
+/// `ready` with a fresh report of what the guest sees, or the error.
+fn ready_message(warnings: Vec<String>) -> GuestMessage {
+    match report::gather(warnings) {
+        Ok(report) => GuestMessage::Ready {
+            protocol: PROTOCOL_VERSION,
+            agent_version: AGENT_VERSION.to_string(),
+            report: Box::new(report),
+        },
+        Err(e) => GuestMessage::Error {
+            message: e.to_string(),
+        },
+    }
+}
+
+/// Waits for the host's job (a guest restored from a snapshot), with
+/// what went wrong making the guest its own.
+fn await_job(channel: &Arc<Mutex<Channel>>) -> (Result<JobSpec>, Vec<String>) {
+    match lock(channel).reader() {
+        Ok(mut port) => restore::await_start(&mut port, channel),
+        Err(e) => (Err(AgentError::io("open", "the channel", e)), Vec::new()),
+    }
+}
+
 fn run_job(spec: JobSpec, channel: &Arc<Mutex<Channel>>, live: &LiveState) -> Result<()> {
     let code = match spec.job {
         Job::Probe => return Ok(()),
+        Job::Await => return Err(AgentError::Job("a job may not be to await a job".into())),
         Job::Exec { command } => exec::run_command(&command, channel)?,
         Job::Shell => shell::interactive()?,
         Job::Plan {

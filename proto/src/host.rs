@@ -5,13 +5,33 @@
 use serde::{Deserialize, Serialize};
 
 /// The largest host frame the guest agent accepts: requests are small,
-/// and the guest must not allocate on a host's (or a bug's) say-so.
-pub const MAX_HOST_FRAME_LEN: usize = 64 * 1024;
+/// but a [`HostMessage::Start`] carries a whole job (its Plan); the guest
+/// must not allocate without bound on a host's (or a bug's) say-so.
+pub const MAX_HOST_FRAME_LEN: usize = 16 << 20;
+
+/// The bytes of entropy a restored guest is given.
+pub const SEED_LEN: usize = 32;
 
 /// One request from the host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum HostMessage {
+    /// The job of a guest restored from a snapshot, which waits for it in
+    /// [`crate::Job::Await`]. The agent steps its wall clock to the host's,
+    /// mixes `seed` into the kernel's random pool and reseeds it (restored
+    /// guests would otherwise share one random stream), then reports ready
+    /// afresh and runs `job` as if it had booted with it.
+    Start {
+        /// Echoed in nothing: the answer is the agent's `Ready`.
+        id: u64,
+        /// The job.
+        job: Box<crate::JobSpec>,
+        /// The host's `CLOCK_REALTIME` when it sent this, in microseconds
+        /// since the epoch.
+        realtime_us: u64,
+        /// Fresh random bytes from the host ([`SEED_LEN`] of them).
+        seed: Vec<u8>,
+    },
     /// Are you there? Answered by `Ack { message: "pong" }`.
     Ping {
         /// Echoed in the answer.
@@ -48,6 +68,7 @@ impl HostMessage {
     pub fn id(&self) -> u64 {
         match self {
             HostMessage::Ping { id }
+            | HostMessage::Start { id, .. }
             | HostMessage::Report { id }
             | HostMessage::StopPlan { id }
             | HostMessage::Live { id, .. }
@@ -81,6 +102,15 @@ mod tests {
                 request: Box::new(ktstr_plan::live::LiveRequest::Dmesg { lines: 5 }),
             },
             HostMessage::Shutdown { id: 5 },
+            HostMessage::Start {
+                id: 6,
+                job: Box::new(crate::JobSpec {
+                    job: crate::Job::Probe,
+                    fault: None,
+                }),
+                realtime_us: 1_700_000_000_000_000,
+                seed: vec![7; SEED_LEN],
+            },
         ] {
             let back = HostMessage::from_payload(&m.to_payload()).unwrap();
             assert_eq!(back.id(), m.id());

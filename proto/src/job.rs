@@ -11,6 +11,10 @@ pub const JOB_PATH: &str = "/ktstr/job.json";
 pub enum Job {
     /// Report and power off.
     Probe,
+    /// Report ready, then wait for the real job over the channel
+    /// ([`crate::HostMessage::Start`]): the idle guest a snapshot is taken
+    /// of. Every job started from the snapshot begins here.
+    Await,
     /// Run `command` with `/bin/sh -c`, stream its output, report its exit.
     Exec {
         /// The shell command line.

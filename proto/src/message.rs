@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// that speaks another version. 2: typed Plan in the job, host messages
 /// and the guest's answers. 3: live sessions (`Job::Live`, `Live`
 /// requests and answers, `Shutdown`). 4: `BpfPrograms`, `BpfDump`.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// How the agent's event that a plan's workers have started ends
 /// (`2 cgroup(s) started`): the zero of the workers' clock, which the host

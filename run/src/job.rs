@@ -23,6 +23,7 @@ use ktstr_vmm::{VmError, VmOutcome};
 use crate::error::RunError;
 use crate::host::HostFacts;
 use crate::sidecar::{Repetition, Sidecar, Timings, SIDECAR_SCHEMA};
+use crate::snapshot::BootMode;
 use crate::telemetry::Telemetry;
 use crate::vm::{self, Payload, VmRequest};
 
@@ -88,6 +89,9 @@ pub struct JobRequest {
     pub watch: Option<Watch>,
     /// The host-side monitor's sampling period in ms (None: no monitor).
     pub monitor_ms: Option<u32>,
+    /// Start the VM from a snapshot of the booted guest where the backend
+    /// takes them (the default); false boots cold.
+    pub snapshot: bool,
 }
 
 impl JobRequest {
@@ -111,6 +115,7 @@ impl JobRequest {
             to_guest: None,
             watch: None,
             monitor_ms: Some(DEFAULT_MONITOR_PERIOD_MS),
+            snapshot: true,
         }
     }
 
@@ -233,6 +238,8 @@ impl Runner {
             append: req.append.clone(),
             console_log: Some(self.run_dir.join(format!("{stem}.console.log"))),
             timeout: Duration::from_secs_f64(req.plan.duration_s + attach_s as f64 + JOB_SLACK_S),
+            snapshot: req.snapshot,
+            cancel: Some(Arc::clone(&req.cancel)),
         };
         let job = JobSpec {
             job: Job::Plan {
@@ -301,7 +308,8 @@ impl Runner {
             report.llcs = ktstr_plan::checks::monitor::llc_cpus(&req.topology);
             report.workers_ms = telemetry.duration_ms.map(|d| d as i64);
         }
-        let sidecar = self.judge(&req, &label, outcome, telemetry, seconds);
+        let mut sidecar = self.judge(&req, &label, outcome, telemetry, seconds);
+        sidecar.boot = vm.boot.clone();
         let path = self.run_dir.join(format!("{stem}.json"));
         sidecar.write(&path).map_err(|e| RunError::io(&path, e))?;
         Ok(JobResult {
@@ -364,6 +372,7 @@ impl Runner {
             kernel: vm::kernel_label(&req.kernel),
             scheduler: req.plan.scheduler.clone(),
             backend: outcome.backend,
+            boot: BootMode::default(),
             host: HostFacts::current(),
             timings: Timings {
                 seconds,

@@ -22,6 +22,7 @@
 //! - [`sidecar`]: the typed, versioned record of a job.
 //! - [`host`]: facts about the host.
 //! - [`introspect`]: the kernel layout the host-side monitor reads with.
+//! - [`snapshot`]: starting VMs from a snapshot of the booted guest.
 //! - [`verifier`]: the verifier sweep (`ktstr verifier`) and its compare.
 
 pub mod error;
@@ -33,6 +34,7 @@ pub mod live;
 pub mod requirements;
 pub mod scheduler;
 pub mod sidecar;
+pub mod snapshot;
 pub mod telemetry;
 pub mod thresholds;
 pub mod verifier;

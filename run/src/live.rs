@@ -64,6 +64,9 @@ pub struct LiveSessionRequest {
     /// Keep the console log here (None: in the VM's scratch directory,
     /// removed with it).
     pub console_log: Option<std::path::PathBuf>,
+    /// Start from a snapshot of the booted guest where the backend takes
+    /// them.
+    pub snapshot: bool,
 }
 
 /// What a live session takes from the host: settings and where things are.
@@ -133,6 +136,8 @@ impl LiveSession {
             append: req.append.clone(),
             console_log: req.console_log.clone(),
             timeout: req.lifetime,
+            snapshot: req.snapshot,
+            cancel: None,
         };
         let prepared = vm::prepare(&vm_req, &req.kernel, job, payload, &host.layout, observer)?;
         let boot_limit = Duration::from_secs(120)

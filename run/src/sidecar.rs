@@ -13,6 +13,7 @@ use ktstr_vmm::{BackendKind, VmOutcome};
 use serde::{Deserialize, Serialize};
 
 use crate::host::HostFacts;
+use crate::snapshot::BootMode;
 use crate::telemetry::Telemetry;
 
 /// The sidecar schema this ktstr writes and reads. Bumped whenever a field
@@ -44,6 +45,9 @@ pub struct Sidecar {
     pub scheduler: Option<SchedulerSpec>,
     /// The backend that ran the VM.
     pub backend: BackendKind,
+    /// Whether the VM booted or was restored from a snapshot.
+    #[serde(default)]
+    pub boot: BootMode,
     /// The host.
     pub host: HostFacts,
     /// How the VM ended and what it reported.

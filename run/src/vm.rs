@@ -18,6 +18,7 @@ use ktstr_vmm::session::{self, SessionIo};
 use ktstr_vmm::{cmdline, BackendKind, VmBackend, VmError, VmOutcome, VmSpec};
 
 use crate::error::RunError;
+use crate::snapshot::BootMode;
 
 /// The guest agent binary's file name.
 pub const AGENT_BINARY: &str = "ktstr-guest-agent";
@@ -37,6 +38,12 @@ pub struct VmRequest {
     pub console_log: Option<PathBuf>,
     /// How long the VM may live.
     pub timeout: Duration,
+    /// Start from a snapshot of the booted guest where the backend takes
+    /// them ([`crate::snapshot`]); false boots cold.
+    pub snapshot: bool,
+    /// Set from outside to stop a snapshot being taken (the job's own
+    /// cancel flag).
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// What goes into the guest besides the job.
@@ -62,6 +69,8 @@ pub struct PreparedVm {
     pub base: BaseImage,
     /// Console log path.
     pub console_log: PathBuf,
+    /// Whether it boots or is restored.
+    pub boot: BootMode,
     /// Scratch directory, removed on drop.
     _work: tempfile::TempDir,
 }
@@ -106,16 +115,33 @@ pub fn prepare(
     let mut spec = vm_spec(req, kernel, &base, &job, work.path())?;
     let (kind, probe) = choose_backend(req.backend, &spec, kernel, &base, layout, observer)?;
     spec.kernel = image_for(kind, kernel);
+    let backend = probe::backend_for(kind)?;
+    let boot = if req.snapshot && backend.check(&spec).is_ok() {
+        let cancel = req.cancel.clone().unwrap_or_default();
+        let source = crate::snapshot::Source {
+            kernel,
+            base: &base,
+            cancel,
+        };
+        crate::snapshot::restore(&mut spec, &*backend, &source, &job, layout, observer)
+            .unwrap_or_else(|why| {
+                observer.line(&format!("no snapshot, booting cold: {why}"));
+                BootMode::Cold { why: Some(why) }
+            })
+    } else {
+        BootMode::Cold { why: None }
+    };
     let console_log = req
         .console_log
         .clone()
         .unwrap_or_else(|| work.path().join("console.log"));
     Ok(PreparedVm {
-        backend: probe::backend_for(kind)?,
+        backend,
         spec,
         probe,
         base,
         console_log,
+        boot,
         _work: work,
     })
 }
@@ -139,6 +165,7 @@ fn vm_spec(
             .unwrap_or_else(|| VmSpec::default_memory_mb(&req.topology)),
         timeout: req.timeout,
         work_dir: work.to_path_buf(),
+        snapshot: Default::default(),
     })
 }
 

@@ -34,6 +34,14 @@ pub struct BootArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+    /// Measure a restore from a snapshot of the booted guest against a
+    /// cold boot, both to agent ready.
+    #[arg(long)]
+    pub snapshot: bool,
+    /// With --snapshot: the topologies to measure, comma-separated
+    /// (default: --topology).
+    #[arg(long, value_delimiter = ',', value_name = "T,T,...")]
+    pub sweep: Vec<ktstr_topology::Topology>,
 }
 
 /// Runs a bench subcommand.
@@ -44,7 +52,7 @@ pub fn run(cmd: BenchCommand, kernels_toml: Option<&Path>) -> anyhow::Result<Exi
 }
 
 /// min and median of `xs` (which must not be empty).
-fn min_median(xs: &mut [f64]) -> (f64, f64) {
+pub(super) fn min_median(xs: &mut [f64]) -> (f64, f64) {
     xs.sort_by(f64::total_cmp);
     let n = xs.len();
     let median = if n % 2 == 1 {
@@ -58,19 +66,25 @@ fn min_median(xs: &mut [f64]) -> (f64, f64) {
 fn boot(args: BootArgs, kernels_toml: Option<&Path>) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.n >= 1, "-n must be at least 1");
     let kernel = guest::obtain_kernel(kernels_toml, args.vm.kernel.as_deref())?;
+    if args.snapshot {
+        return super::bench_snapshot::run(&args, &kernel);
+    }
+    anyhow::ensure!(args.sweep.is_empty(), "--sweep goes with --snapshot");
+    let mut args = args;
+    args.vm.no_snapshot = true;
     let job = JobSpec {
         job: Job::Probe,
         fault: None,
     };
     let timeout = Duration::from_secs(120);
-    let vm = guest::prepare(&args.vm, &kernel, job, false, Vec::new(), timeout)?;
+    let cancel = guest::cancel_on_signals()?;
+    let vm = guest::prepare(&args.vm, &kernel, job, false, Vec::new(), timeout, &cancel)?;
     let mut bare_spec = vm.spec.clone();
     bare_spec.initramfs = vm.spec.work_dir.join("bare-initramfs");
     std::fs::write(
         &bare_spec.initramfs,
         bare_initramfs(&ktstr_run::vm::busybox()?)?,
     )?;
-    let cancel = guest::cancel_on_signals()?;
     let bar = ProgressBar::new(2 * args.n as u64).with_style(
         ProgressStyle::with_template("boot bench [{bar:30}] {pos}/{len} {msg}").expect("template"),
     );
@@ -158,7 +172,7 @@ fn print_figures(
     Ok(())
 }
 
-fn check_clean(o: &VmOutcome) -> anyhow::Result<()> {
+pub(super) fn check_clean(o: &VmOutcome) -> anyhow::Result<()> {
     anyhow::ensure!(o.is_clean(), "{}", o.failure_report());
     Ok(())
 }

@@ -61,6 +61,10 @@ pub struct GauntletArgs {
     /// VM backend (auto, kvm, qemu-kvm, qemu-tcg).
     #[arg(long, default_value = "auto", env = "KTSTR_BACKEND", value_name = "B")]
     pub backend: BackendChoice,
+    /// Boot every job cold instead of restoring a snapshot of the booted
+    /// guest (taken once per kernel, topology, memory and initramfs).
+    #[arg(long)]
+    pub no_snapshot: bool,
     /// List the jobs the sweep would run, then exit (no VM boots).
     #[arg(long)]
     pub list: bool,
@@ -144,6 +148,7 @@ pub fn run(args: GauntletArgs, manifests: Manifests) -> anyhow::Result<ExitCode>
         runner: &runner,
         kernel: &kernel,
         backend: args.backend,
+        snapshot: !args.no_snapshot,
         cancel: Arc::clone(&cancel),
         observer: &Progress::new(),
     };

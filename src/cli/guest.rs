@@ -40,6 +40,11 @@ pub struct VmArgs {
     /// earlyprintk=serial,ttyS0`), after ktstr's own.
     #[arg(long, value_name = "ARGS", default_value = "")]
     pub append: String,
+    /// Boot cold instead of restoring a snapshot of the booted guest
+    /// (snapshots are taken once per kernel, topology, memory and
+    /// initramfs, and kept in the cache).
+    #[arg(long)]
+    pub no_snapshot: bool,
 }
 
 impl VmArgs {
@@ -52,6 +57,8 @@ impl VmArgs {
             append: self.append.clone(),
             console_log: self.console_log.clone(),
             timeout,
+            snapshot: !self.no_snapshot,
+            cancel: None,
         }
     }
 }
@@ -77,6 +84,7 @@ pub fn prepare(
     busybox: bool,
     files: Vec<GuestFile>,
     timeout: Duration,
+    cancel: &Arc<AtomicBool>,
 ) -> anyhow::Result<PreparedVm> {
     let payload = Payload {
         agent: guest_agent()?,
@@ -84,8 +92,10 @@ pub fn prepare(
         files,
     };
     let layout = CacheLayout::from_env()?;
+    let mut req = args.request(timeout);
+    req.cancel = Some(Arc::clone(cancel));
     Ok(vm::prepare(
-        &args.request(timeout),
+        &req,
         kernel,
         job,
         payload,

@@ -4,6 +4,7 @@
 pub(crate) mod output;
 
 mod bench;
+mod bench_snapshot;
 mod completions;
 mod gauntlet;
 mod gauntlet_view;

@@ -78,6 +78,7 @@ pub fn run(args: ReplArgs, manifests: super::Manifests) -> anyhow::Result<ExitCo
         files,
         lifetime: Duration::from_secs(args.timeout.unwrap_or(super::MAX_TIMEOUT_S)),
         console_log: args.vm.console_log.clone(),
+        snapshot: !args.vm.no_snapshot,
     };
     let interrupt = signals()?;
     errln!("ktstr repl: booting {}...", args.vm.topology);

@@ -67,9 +67,10 @@ pub fn run(args: ShellArgs, kernels_toml: Option<&Path>) -> anyhow::Result<ExitC
         600
     };
     let timeout = Duration::from_secs(args.timeout.unwrap_or(default_timeout));
-    let vm = guest::prepare(&args.vm, &kernel, job, true, files, timeout)?;
+    let cancel = guest::cancel_on_signals()?;
+    let vm = guest::prepare(&args.vm, &kernel, job, true, files, timeout, &cancel)?;
     let mut io = SessionIo::logged(vm.console_log.clone());
-    io.cancel = guest::cancel_on_signals()?;
+    io.cancel = cancel;
     let outcome = if interactive {
         errln!(
             "ktstr shell: {} on {}, booting... (Ctrl-] quits)",

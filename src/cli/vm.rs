@@ -60,9 +60,10 @@ fn probe(args: ProbeArgs, kernels_toml: Option<&std::path::Path>) -> anyhow::Res
         fault: args.fault,
     };
     let timeout = Duration::from_secs(args.timeout);
-    let vm = guest::prepare(&args.vm, &kernel, job, false, Vec::new(), timeout)?;
+    let cancel = guest::cancel_on_signals()?;
+    let vm = guest::prepare(&args.vm, &kernel, job, false, Vec::new(), timeout, &cancel)?;
     let mut io = SessionIo::logged(vm.console_log.clone());
-    io.cancel = guest::cancel_on_signals()?;
+    io.cancel = cancel;
     let outcome = session::run(vm.backend.as_ref(), &vm.spec, io, &mut |_| {})?;
     let differences = outcome
         .report

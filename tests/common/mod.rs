@@ -183,15 +183,29 @@ impl VmEnv {
         )
     }
 
-    /// None (skip) when the kernel is not built outside CI.
+    /// None (skip) when the kernel is not built outside CI. The private
+    /// cache shares the real cache's snapshots (keyed by everything that
+    /// shapes a booted guest, so tests restore the guests earlier tests
+    /// booted); [`VmEnv::isolate_snapshots`] gives it its own.
     pub fn new() -> Option<Self> {
         let entry = built_kernel()?;
+        let cache = tempfile::tempdir().expect("tempdir");
+        let shared = real_cache_root().join("snapshots");
+        std::fs::create_dir_all(&shared).expect("snapshots dir");
+        std::os::unix::fs::symlink(&shared, cache.path().join("snapshots")).expect("symlink");
         Some(VmEnv {
             kernel: entry["dir"].as_str().expect("entry dir").to_string(),
             tmp: tempfile::tempdir().expect("tempdir"),
-            cache: tempfile::tempdir().expect("tempdir"),
+            cache,
             _lock: vm_lock(),
         })
+    }
+
+    /// Gives the private cache snapshots of its own (empty).
+    pub fn isolate_snapshots(&self) {
+        let link = self.cache.path().join("snapshots");
+        std::fs::remove_file(&link).expect("remove the snapshots link");
+        std::fs::create_dir(&link).expect("snapshots dir");
     }
 
     /// `ktstr <args> --kernel <entry>` with the private TMPDIR and cache.
@@ -253,7 +267,8 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
 
 /// Every sidecar under `dir`, each read back as a typed
 /// [`ktstr_run::Sidecar`] (a sidecar a run writes that does not read back
-/// fails the test); a run's dataset directory (`stats/`) is not searched.
+/// fails the test); a run's dataset directory (`stats/`) and a gauntlet's
+/// report (`gauntlet.json`) are not sidecars.
 pub fn all_sidecars(dir: &Path) -> Vec<ktstr_run::Sidecar> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -262,7 +277,9 @@ pub fn all_sidecars(dir: &Path) -> Vec<ktstr_run::Sidecar> {
             if !p.join("dataset.json").exists() {
                 out.extend(all_sidecars(&p));
             }
-        } else if p.extension().is_some_and(|x| x == "json") {
+        } else if p.extension().is_some_and(|x| x == "json")
+            && p.file_name().is_some_and(|n| n != "gauntlet.json")
+        {
             out.push(ktstr_run::Sidecar::read(&p).unwrap_or_else(|e| panic!("{e}")));
         }
     }

@@ -96,6 +96,7 @@ fn main() {
             memory_mb: 256,
             timeout: Duration::from_secs(30),
             work_dir: dir.path().to_path_buf(),
+            snapshot: Default::default(),
         };
         let mut times = Vec::new();
         for _ in 0..20 {

@@ -2,13 +2,14 @@
 
 use std::fmt;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use ktstr_topology::Topology;
 use serde::{Deserialize, Serialize};
 
+use crate::snapshot::{SavedState, SnapshotRole};
 use crate::VmError;
 
 /// The backends ktstr can run a VM on.
@@ -72,6 +73,8 @@ pub struct VmSpec {
     /// A directory for the backend's sockets and scratch files; the caller
     /// owns and removes it.
     pub work_dir: PathBuf,
+    /// Whether the VM boots, boots to be saved, or is restored.
+    pub snapshot: SnapshotRole,
 }
 
 impl VmSpec {
@@ -90,6 +93,16 @@ pub trait VmProcess: Send {
     fn kill(&mut self);
     /// The backend's own diagnostics so far (QEMU's stderr), bounded.
     fn diagnostics(&self) -> String;
+    /// Pauses the VM and saves it into `dir`: the device state as
+    /// [`crate::snapshot::STATE_FILE`] and each node's RAM image. Only VMs
+    /// launched with [`SnapshotRole::Capture`] of a backend whose
+    /// [`VmBackend::snapshots`] is true can.
+    fn save_snapshot(&mut self, dir: &Path) -> Result<SavedState, VmError> {
+        let _ = dir;
+        Err(VmError::Snapshot(
+            "this backend cannot save a running VM".into(),
+        ))
+    }
 }
 
 /// How the backend process ended.
@@ -130,6 +143,15 @@ pub trait VmBackend: Send + Sync {
     /// Starts the VM. The guest's console is ttyS0 and the channel is the
     /// agent's `ktstr.channel` device (see [`crate::cmdline`]).
     fn launch(&self, spec: &VmSpec) -> Result<LaunchedVm, VmError>;
+    /// Whether this backend saves and restores snapshots
+    /// ([`SnapshotRole`]).
+    fn snapshots(&self) -> bool {
+        false
+    }
+    /// The backend program's version, part of every snapshot key.
+    fn version(&self) -> String {
+        crate::VMM_VERSION.to_string()
+    }
 }
 
 #[cfg(test)]

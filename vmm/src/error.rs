@@ -38,6 +38,9 @@ pub enum VmError {
     /// A binary for the initramfs could not be read or its libraries found.
     #[error("initramfs: {0}")]
     Initramfs(String),
+    /// A snapshot could not be taken, loaded or restored.
+    #[error("snapshot: {0}")]
+    Snapshot(String),
     /// A KVM ioctl (or guest memory setup) of the own VMM failed.
     #[error("KVM {op}: {message}")]
     Kvm {

@@ -26,6 +26,7 @@ mod outcome;
 pub mod probe;
 pub mod qemu;
 pub mod session;
+pub mod snapshot;
 pub mod to_guest;
 
 pub use backend::{BackendExit, BackendKind, LaunchedVm, VmBackend, VmProcess, VmSpec};

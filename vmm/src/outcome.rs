@@ -48,6 +48,12 @@ pub enum VmEnd {
     },
     /// The user or a signal stopped the run.
     Interrupted,
+    /// The guest was saved as a snapshot once its agent was ready, then
+    /// stopped ([`crate::snapshot::SnapshotRole::Capture`]).
+    Saved {
+        /// Each node's RAM image as saved.
+        ram: Vec<crate::snapshot::RamDigest>,
+    },
 }
 
 /// Everything the host knows after a VM ended.
@@ -118,6 +124,7 @@ impl VmOutcome {
                 format!("the guest sent more than {limit} bytes over the channel")
             }
             VmEnd::Interrupted => "interrupted".to_string(),
+            VmEnd::Saved { .. } => "the guest was saved as a snapshot".to_string(),
         }
     }
 

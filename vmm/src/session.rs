@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ktstr_proto::{FrameDecoder, GuestMessage, PROTOCOL_VERSION};
+use ktstr_proto::{FrameDecoder, GuestMessage, HostMessage, PROTOCOL_VERSION, SEED_LEN};
 
 use ktstr_plan::monitor::MonitorReport;
 
@@ -18,6 +18,7 @@ use crate::console::{spawn_pump, ConsoleState};
 use crate::error::IoAt;
 use crate::introspect::{Monitor, MonitorConfig};
 use crate::outcome::init_exit_status;
+use crate::snapshot::SnapshotRole;
 use crate::to_guest::{spawn_writer, HostQueue, ToGuest};
 use crate::{VmBackend, VmEnd, VmError, VmOutcome, VmSpec};
 
@@ -188,16 +189,25 @@ pub fn run(
         held: Vec::new(),
         writer: spawn_writer(vm.channel_output),
     };
+    if let SnapshotRole::Restore(restore) = &spec.snapshot {
+        // The restored agent waits for its job before it says ready.
+        let _ = outgoing
+            .writer
+            .send(start_message(restore.job.clone())?.bytes());
+    }
+    let capture = match &spec.snapshot {
+        SnapshotRole::Capture { dir } => Some(dir.as_path()),
+        _ => None,
+    };
     let mut c = Collected::new();
     c.monitor = monitor;
-    let forced = drive(
-        &mut *vm.process,
-        &events,
-        &mut c,
-        &limits,
-        &mut outgoing,
-        on_message,
-    )?;
+    let mut vm_io = VmIo {
+        process: &mut *vm.process,
+        events: &events,
+        outgoing: &mut outgoing,
+        capture,
+    };
+    let forced = drive(&mut vm_io, &mut c, &limits, on_message)?;
     if forced.is_some() {
         vm.process.kill();
     }
@@ -249,19 +259,54 @@ fn start_monitor(
     }
 }
 
+/// The running VM as the main loop drives it.
+struct VmIo<'a> {
+    process: &'a mut dyn crate::VmProcess,
+    events: &'a Receiver<ChannelEvent>,
+    outgoing: &'a mut Outgoing,
+    /// Save the VM here once its agent is ready.
+    capture: Option<&'a std::path::Path>,
+}
+
+/// The job for a restored guest, with the host's clock now and a fresh
+/// seed.
+fn start_message(job: ktstr_proto::JobSpec) -> Result<ToGuest, VmError> {
+    let mut seed = vec![0u8; SEED_LEN];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut seed))
+        .at("/dev/urandom")?;
+    let realtime_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    Ok(ToGuest::Message(HostMessage::Start {
+        id: 0,
+        job: Box::new(job),
+        realtime_us,
+        seed,
+    }))
+}
+
 /// Handles channel bytes until the VM stops by itself (None) or must be
 /// stopped (the reason).
 fn drive(
-    process: &mut dyn crate::VmProcess,
-    events: &Receiver<ChannelEvent>,
+    vm: &mut VmIo<'_>,
     c: &mut Collected,
     limits: &Limits,
-    outgoing: &mut Outgoing,
     on_message: &mut dyn FnMut(&GuestMessage),
 ) -> Result<Option<VmEnd>, VmError> {
     let mut done_at: Option<Instant> = None;
+    let (events, process) = (vm.events, &mut *vm.process);
     loop {
-        outgoing.pump(c.ready_at.is_some());
+        vm.outgoing.pump(c.ready_at.is_some());
+        if let (Some(dir), Some(_)) = (vm.capture, c.ready_at) {
+            return Ok(Some(match process.save_snapshot(dir) {
+                Ok(saved) => VmEnd::Saved { ram: saved.ram },
+                Err(e) => VmEnd::BackendFailed {
+                    status: e.to_string(),
+                },
+            }));
+        }
         match events.recv_timeout(Duration::from_millis(20)) {
             Ok(ChannelEvent::Bytes(b)) => {
                 c.channel_bytes += b.len();

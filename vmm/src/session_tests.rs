@@ -143,6 +143,7 @@ fn run_fake_with(backend: FakeBackend, timeout_ms: u64, to_guest: Option<HostQue
         memory_mb: 256,
         timeout: Duration::from_millis(timeout_ms),
         work_dir: dir.path().to_path_buf(),
+        snapshot: Default::default(),
     };
     let mut io = SessionIo::logged(dir.path().join("console.log"));
     io.channel_limit = 1 << 20;

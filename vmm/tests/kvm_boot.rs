@@ -50,6 +50,7 @@ fn spec(dir: &Path, kernel: PathBuf, cmdline: String) -> VmSpec {
         memory_mb: MEMORY_MB,
         timeout: Duration::from_secs(30),
         work_dir: dir.to_path_buf(),
+        snapshot: Default::default(),
     }
 }
 

@@ -5,7 +5,6 @@
 #![cfg(target_arch = "x86_64")]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use ktstr_topology::Topology;
@@ -18,29 +17,12 @@ fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
-/// Assembles `tests/guest/topology.S` with binutils into a flat binary.
+#[path = "guest/real_mode.rs"]
+mod real_mode;
+
+/// `tests/guest/topology.S`, assembled.
 fn program() -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guest/topology.S");
-    let obj = dir.path().join("t.o");
-    let bin = dir.path().join("t.bin");
-    let ok = Command::new("as")
-        .args(["--32", "-o"])
-        .arg(&obj)
-        .arg(&src)
-        .status()
-        .expect("as (binutils) runs")
-        .success();
-    assert!(ok, "as failed");
-    let ok = Command::new("objcopy")
-        .args(["-O", "binary", "-j", ".text"])
-        .arg(&obj)
-        .arg(&bin)
-        .status()
-        .expect("objcopy runs")
-        .success();
-    assert!(ok, "objcopy failed");
-    std::fs::read(bin).unwrap()
+    real_mode::assemble("topology.S")
 }
 
 /// One printed line, decoded.

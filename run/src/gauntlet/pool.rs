@@ -87,6 +87,8 @@ pub struct Shared<'a> {
     pub kernel: &'a (dyn Fn(Option<&str>) -> BootKernel + Sync),
     /// The backend.
     pub backend: BackendChoice,
+    /// Start VMs from snapshots where the backend takes them.
+    pub snapshot: bool,
     /// Set to stop: no new job starts, running VMs are stopped.
     pub cancel: Arc<AtomicBool>,
     /// Progress of the jobs' own work (kernel builds are done beforehand).
@@ -191,6 +193,7 @@ fn run_one(job: &GauntletJob, beside: u64, shared: &Shared) -> Result<JobResult,
         (shared.kernel)(job.kernel.as_deref()),
     );
     req.backend = shared.backend;
+    req.snapshot = shared.snapshot;
     req.repetition = job.repetition;
     req.cancel = Arc::clone(&shared.cancel);
     req.busy_beside = beside;

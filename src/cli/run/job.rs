@@ -68,6 +68,7 @@ fn attempt(ctx: &mut Context, file: &Path, rep: Repetition) -> anyhow::Result<Jo
     req.backend = args.backend;
     req.attach_timeout = args.attach_timeout;
     req.monitor_ms = (!args.no_monitor).then_some(args.monitor_ms);
+    req.snapshot = !args.no_snapshot;
     req.thresholds = args.thresholds.clone();
     req.fault = args.fault;
     req.repetition = rep;

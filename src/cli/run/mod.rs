@@ -68,6 +68,11 @@ pub struct RunArgs {
     /// Run without the host-side monitor.
     #[arg(long)]
     pub no_monitor: bool,
+    /// Boot cold instead of restoring a snapshot of the booted guest
+    /// (snapshots are taken once per kernel, topology, memory and
+    /// initramfs, and kept in the cache).
+    #[arg(long)]
+    pub no_snapshot: bool,
     /// Machine-readable output (one JSON object per job, as an array).
     #[arg(long)]
     pub json: bool,

@@ -51,6 +51,12 @@ impl VmBackend for KvmBackend {
     fn check(&self, spec: &VmSpec) -> Result<(), VmError> {
         let kvm = Kvm::new().map_err(|e| VmError::kvm("open /dev/kvm", e))?;
         check_fits(&kvm, &ApicIds::new(spec.topology))?;
+        if !matches!(spec.snapshot, crate::snapshot::SnapshotRole::None) {
+            return Err(VmError::Unsupported {
+                backend: "kvm".into(),
+                reason: "Linux guests on the own VMM are not saved or restored yet".into(),
+            });
+        }
         if spec.memory_mb < 64 {
             return Err(VmError::Unsupported {
                 backend: "kvm".into(),

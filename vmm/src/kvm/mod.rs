@@ -15,8 +15,10 @@
 //! - [`streams`]: the UARTs' host ends.
 //! - [`vm`]: the VM: memory, irqchip, vCPUs with their CPUID.
 //! - [`kick`]: getting vCPU threads out of KVM_RUN.
+//! - [`snapshot`]: saving and restoring vCPUs, the in-kernel devices,
+//!   the clock and the UARTs.
 //! - [`freestanding`]: small real-mode programs on every vCPU (the
-//!   VMM's own test where Linux cannot boot).
+//!   VMM's own test where Linux cannot boot), saved mid-run and restored.
 
 pub mod acpi;
 pub mod apic_ids;
@@ -27,6 +29,7 @@ pub mod freestanding;
 pub mod kick;
 pub mod layout;
 pub mod serial;
+pub mod snapshot;
 pub mod streams;
 pub mod vcpu;
 pub mod vm;

@@ -9,11 +9,14 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use vm_superio::serial::{NoEvents, SerialState};
 use vm_superio::{Serial, Trigger};
 use vmm_sys_util::eventfd::EventFd;
 
 use super::layout::{COM1, COM2, DEBUG_EXIT, I8042_COMMAND};
 use super::layout::{S5_SLEEP_TYPE, SLEEP_CONTROL_PORT};
+use super::snapshot::UartState;
+use crate::error::VmError;
 
 /// A UART output that keeps what the guest wrote (up to 1 MiB) for the
 /// host to read.
@@ -60,7 +63,7 @@ pub enum PortAction {
     VcpuDone,
 }
 
-type Uart = Serial<IrqTrigger, vm_superio::serial::NoEvents, Box<dyn Write + Send>>;
+type Uart = Serial<IrqTrigger, NoEvents, Box<dyn Write + Send>>;
 
 /// The devices on the port bus, shared by every vCPU thread.
 pub struct PortBus {
@@ -79,6 +82,31 @@ impl PortBus {
             com1: Mutex::new(Serial::new(irqs.0, console)),
             com2: Mutex::new(Serial::new(irqs.1, channel)),
         }
+    }
+
+    /// A bus like [`PortBus::new`] whose UARTs resume `states` (COM1,
+    /// COM2), as saved by [`PortBus::uart_states`].
+    pub fn with_states(
+        console: Box<dyn Write + Send>,
+        channel: Box<dyn Write + Send>,
+        irqs: (IrqTrigger, IrqTrigger),
+        states: &[UartState; 2],
+    ) -> Result<Self, VmError> {
+        let uart = |s: &UartState, irq, out| {
+            Serial::from_state(&SerialState::from(s), irq, NoEvents, out)
+                .map_err(|e| VmError::Snapshot(format!("restoring a UART: {e:?}")))
+        };
+        Ok(PortBus {
+            com1: Mutex::new(uart(&states[0], irqs.0, console)?),
+            com2: Mutex::new(uart(&states[1], irqs.1, channel)?),
+        })
+    }
+
+    /// Both UARTs' registers and receive FIFOs.
+    pub fn uart_states(&self) -> [UartState; 2] {
+        let state =
+            |u: &Mutex<Uart>| UartState::from(&u.lock().unwrap_or_else(|p| p.into_inner()).state());
+        [state(&self.com1), state(&self.com2)]
     }
 
     fn uart(&self, port: u16) -> Option<(&Mutex<Uart>, u8)> {

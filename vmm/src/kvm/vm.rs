@@ -58,6 +58,18 @@ pub fn check_fits(kvm: &Kvm, ids: &ApicIds) -> Result<(), VmError> {
 impl KvmVm {
     /// Opens /dev/kvm and creates a VM of `topology` with `memory_bytes`.
     pub fn new(topology: Topology, memory_bytes: u64) -> Result<Self, VmError> {
+        let ram = ram_memfd("ktstr-kvm-ram", memory_bytes)
+            .map_err(|e| VmError::kvm("allocate guest memory", e))?;
+        Self::with_ram(topology, ram)
+    }
+
+    /// Creates a VM of `topology` whose RAM is the memfd `ram` (its
+    /// length is the VM's memory), e.g. loaded from a snapshot.
+    pub fn with_ram(topology: Topology, ram: std::fs::File) -> Result<Self, VmError> {
+        let memory_bytes = ram
+            .metadata()
+            .map_err(|e| VmError::kvm("guest memory", e))?
+            .len();
         let kvm = Kvm::new().map_err(|e| VmError::kvm("open /dev/kvm", e))?;
         let ids = ApicIds::new(topology);
         check_fits(&kvm, &ids)?;
@@ -77,8 +89,6 @@ impl KvmVm {
             .map_err(|e| VmError::kvm("create PIT", e))?;
         // RAM is one sealed memfd, mapped shared at each range's place,
         // so the host can map it again read-only to introspect the guest.
-        let ram = ram_memfd("ktstr-kvm-ram", memory_bytes)
-            .map_err(|e| VmError::kvm("allocate guest memory", e))?;
         let mut file_offset = 0u64;
         let mut ranges = Vec::new();
         for (start, len) in ram_ranges(memory_bytes) {
@@ -111,6 +121,16 @@ impl KvmVm {
             ram,
             ids,
         })
+    }
+
+    /// The KVM system handle.
+    pub fn kvm(&self) -> &Kvm {
+        &self.kvm
+    }
+
+    /// Guest RAM's memfd.
+    pub fn ram(&self) -> &std::fs::File {
+        &self.ram
     }
 
     /// The VM's file descriptor.

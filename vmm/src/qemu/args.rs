@@ -172,6 +172,7 @@ mod tests {
             memory_mb,
             timeout: Duration::from_secs(1),
             work_dir: PathBuf::from("/w"),
+            snapshot: Default::default(),
         }
     }
 

@@ -2,7 +2,10 @@
 
 mod args;
 mod process;
+mod qmp;
+mod snapshot;
 
+use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -10,16 +13,21 @@ use std::time::{Duration, Instant};
 
 pub use args::{q35_ram_ranges, qemu_args, QEMU_MAX_CPUS};
 use process::QemuProcess;
+use qmp::Qmp;
+use snapshot::QemuVm;
 
 use crate::backend::{BackendKind, LaunchedVm, VmBackend, VmSpec};
 use crate::error::IoAt;
 use crate::introspect::{ram_memfd, GuestMemory, RamBacking};
+use crate::snapshot::SnapshotRole;
 use crate::VmError;
 
 /// The QEMU binary for x86_64 guests.
 pub const QEMU_BINARY: &str = "qemu-system-x86_64";
 /// How long QEMU may take to connect the channel socket.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a restore may take to have the VM running.
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs VMs with QEMU, accelerated by TCG or KVM.
 #[derive(Debug, Clone)]
@@ -71,21 +79,51 @@ impl VmBackend for QemuBackend {
 
     fn launch(&self, spec: &VmSpec) -> Result<LaunchedVm, VmError> {
         let socket = spec.work_dir.join("channel.sock");
-        let _ = std::fs::remove_file(&socket);
-        let listener = UnixListener::bind(&socket).at(&socket)?;
-        let backings = ram_backings(spec)?;
-        let fds: Vec<i32> = backings.iter().map(|b| b.file.as_raw_fd()).collect();
-        let args = qemu_args(self.kind, spec, &socket, &fds);
-        let mut process = QemuProcess::spawn(&self.binary, &args, &fds)?;
+        let listener = listen(&socket)?;
+        let controlled = !matches!(spec.snapshot, SnapshotRole::None);
+        let qmp_socket = spec.work_dir.join("qmp.sock");
+        let qmp_listener = controlled.then(|| listen(&qmp_socket)).transpose()?;
+        let (backings, files) = ram_and_snapshot(spec)?;
+        let ram_fds: Vec<i32> = backings.iter().map(|b| b.file.as_raw_fd()).collect();
+        let mut keep = ram_fds.clone();
+        let mut boot = spec.clone();
+        if let Some((_, initramfs)) = &files {
+            boot.initramfs = PathBuf::from(format!("/proc/self/fd/{}", initramfs.as_raw_fd()));
+            keep.push(initramfs.as_raw_fd());
+        }
+        let mut args = qemu_args(self.kind, &boot, &socket, &ram_fds);
+        let incoming = files.as_ref().map(|(state, _)| state.as_raw_fd());
+        keep.extend(incoming);
+        if controlled {
+            args.extend(control_args(&qmp_socket, incoming.is_some()));
+        }
+        let mut process = QemuProcess::spawn(&self.binary, &args, &keep)?;
         let memory = GuestMemory::map(&backings, &q35_ram_ranges(total_ram_bytes(spec)))
             .map_err(|e| e.to_string());
         let console = process.take_stdout();
         let console_input = process.take_stdin();
-        let stream = accept_channel(&listener, &mut process, &socket)?;
+        let stream = accept(&listener, &mut process, &socket)?;
         let _ = std::fs::remove_file(&socket);
+        let qmp = match qmp_listener {
+            Some(l) => {
+                let s = accept(&l, &mut process, &qmp_socket)?;
+                let _ = std::fs::remove_file(&qmp_socket);
+                Some(Qmp::negotiate(s)?)
+            }
+            None => None,
+        };
+        let mut vm = QemuVm {
+            process,
+            qmp,
+            ram: backings,
+        };
+        if let Some(fd) = incoming {
+            wait_restored(&mut vm, fd)?;
+        }
+        drop(files);
         let channel_output = stream.try_clone().at(&socket)?;
         Ok(LaunchedVm {
-            process: Box::new(process),
+            process: Box::new(vm),
             console,
             console_input,
             channel: Box::new(stream),
@@ -93,6 +131,99 @@ impl VmBackend for QemuBackend {
             memory,
         })
     }
+
+    fn snapshots(&self) -> bool {
+        true
+    }
+
+    fn version(&self) -> String {
+        qemu_version(&self.binary)
+    }
+}
+
+/// A restore's open state and initramfs files.
+type RestoreFiles = (File, File);
+
+/// Guest RAM (fresh memfds, or a restore's loaded ones) and a restore's
+/// state and initramfs files.
+fn ram_and_snapshot(spec: &VmSpec) -> Result<(Vec<RamBacking>, Option<RestoreFiles>), VmError> {
+    match &spec.snapshot {
+        SnapshotRole::Restore(r) => {
+            let parts = r.take().ok_or_else(|| {
+                VmError::Snapshot("a loaded snapshot restores one VM only".into())
+            })?;
+            Ok((parts.ram, Some((parts.state, parts.initramfs))))
+        }
+        _ => Ok((ram_backings(spec)?, None)),
+    }
+}
+
+/// QEMU's `--version` first line (asked once per binary and process).
+fn qemu_version(binary: &Path) -> String {
+    static VERSIONS: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+    let mut known = VERSIONS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, v)) = known.iter().find(|(b, _)| b == binary) {
+        return v.clone();
+    }
+    let v = std::process::Command::new(binary)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into());
+    known.push((binary.to_path_buf(), v.clone()));
+    v
+}
+
+/// The QMP monitor, and for a restore an incoming migration that waits
+/// for QMP's `migrate-incoming`.
+fn control_args(qmp_socket: &Path, restore: bool) -> Vec<String> {
+    let mut a = vec![
+        "-chardev".to_string(),
+        format!(
+            "socket,id=ktstr-qmp,path={},server=off",
+            qmp_socket.display()
+        ),
+        "-mon".into(),
+        "chardev=ktstr-qmp,mode=control".into(),
+    ];
+    if restore {
+        a.extend(["-incoming".to_string(), "defer".to_string()]);
+    }
+    a
+}
+
+/// Loads the state from `state_fd` (inherited by QEMU) into the VM
+/// waiting with `-incoming defer` and waits until it runs, with QEMU's own
+/// words if it fails.
+fn wait_restored(vm: &mut QemuVm, state_fd: i32) -> Result<(), VmError> {
+    let qmp = vm.qmp.as_mut().expect("restored VMs have QMP");
+    let restored = snapshot::ignore_shared(qmp)
+        .and_then(|_| {
+            qmp.execute(
+                "migrate-incoming",
+                serde_json::json!({"uri": format!("fd:{state_fd}")}),
+            )
+        })
+        // The source was paused when saved, so the loaded VM is too.
+        .and_then(|_| qmp.wait_status(&["paused", "running"], RESTORE_TIMEOUT))
+        .and_then(|now| match now.as_str() {
+            "paused" => qmp.execute("cont", serde_json::json!({})).map(|_| ()),
+            _ => Ok(()),
+        });
+    restored.map_err(|e| {
+        vm.process.kill_now();
+        VmError::Snapshot(format!(
+            "restoring the VM failed: {e}\n{}",
+            vm.process.stderr_text().trim()
+        ))
+    })
+}
+
+fn listen(socket: &Path) -> Result<UnixListener, VmError> {
+    let _ = std::fs::remove_file(socket);
+    UnixListener::bind(socket).at(socket)
 }
 
 /// Guest RAM in bytes: whole MiB per node, as `-m` says.
@@ -114,9 +245,9 @@ fn ram_backings(spec: &VmSpec) -> Result<Vec<RamBacking>, VmError> {
         .collect()
 }
 
-/// Waits for QEMU to connect its channel chardev, failing early if QEMU
+/// Waits for QEMU to connect a chardev socket, failing early if QEMU
 /// exits first (bad arguments) or never connects.
-fn accept_channel(
+fn accept(
     listener: &UnixListener,
     process: &mut QemuProcess,
     socket: &Path,
@@ -134,15 +265,17 @@ fn accept_channel(
         }
         if let Some(exit) = process.exit_status() {
             return Err(VmError::Launch(format!(
-                "qemu exited ({exit}) before it connected the channel:\n{}",
+                "qemu exited ({exit}) before it connected {}:\n{}",
+                socket.display(),
                 process.stderr_text().trim()
             )));
         }
         if Instant::now() > until {
             process.kill_now();
-            return Err(VmError::Launch(
-                "qemu did not connect the channel socket within 30 s".into(),
-            ));
+            return Err(VmError::Launch(format!(
+                "qemu did not connect {} within 30 s",
+                socket.display()
+            )));
         }
         std::thread::sleep(Duration::from_millis(5));
     }
