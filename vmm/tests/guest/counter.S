@@ -71,26 +71,4 @@ spin:
     hlt
     jmp spin
 
-putc:
-    push dx
-    mov dx, 0x3f8
-    out dx, al
-    pop dx
-    ret
-
-/* Prints EAX as 8 hex digits. */
-hex32:
-    push cx
-    mov cx, 8
-2:  rol eax, 4
-    push eax
-    and al, 0xf
-    add al, '0'
-    cmp al, '9'
-    jbe 3f
-    add al, 7
-3:  call putc
-    pop eax
-    loop 2b
-    pop cx
-    ret
+    .include "real_mode_io.inc"

@@ -4,16 +4,18 @@
 use std::path::Path;
 use std::process::Command;
 
-/// `as --32` then `objcopy -O binary` of `tests/guest/<name>`.
+/// `as --32` then `objcopy -O binary` of `tests/guest/<name>` (which may
+/// include `real_mode_io.inc` beside it).
 pub fn assemble(name: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/guest")
-        .join(name);
+    let guest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guest");
+    let src = guest.join(name);
     let obj = dir.path().join("t.o");
     let bin = dir.path().join("t.bin");
     let ok = Command::new("as")
-        .args(["--32", "-o"])
+        .args(["--32", "-I"])
+        .arg(&guest)
+        .arg("-o")
         .arg(&obj)
         .arg(&src)
         .status()
