@@ -157,10 +157,8 @@ fn gauntlet(env: &VmEnv, runs: &Path, extra: &[&str]) -> Vec<Sidecar> {
         "tests/scenarios/snapshot_equivalence.toml",
         "--backend",
         "qemu-tcg",
-        // One VM at a time: the comparison is of verdicts, not of how two
-        // emulated guests share two host cores.
         "--jobs",
-        "1",
+        "2",
     ];
     args.extend_from_slice(extra);
     let o = run(env.ktstr(&args).env("KTSTR_RUNS_DIR", runs));

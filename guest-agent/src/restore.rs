@@ -13,7 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 
-use ktstr_proto::{FrameDecoder, GuestMessage, HostMessage, JobSpec, MAX_HOST_FRAME_LEN};
+use ktstr_proto::{FrameDecoder, GuestMessage, HostMessage, JobSpec, MAX_START_FRAME_LEN};
 use nix::sys::time::TimeSpec;
 use nix::time::{clock_settime, ClockId};
 
@@ -33,7 +33,7 @@ pub fn await_start(
     port: &mut File,
     channel: &std::sync::Mutex<Channel>,
 ) -> (Result<JobSpec>, Vec<String>) {
-    let mut decoder = FrameDecoder::new(MAX_HOST_FRAME_LEN);
+    let mut decoder = FrameDecoder::new(MAX_START_FRAME_LEN);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match port.read(&mut buf) {

@@ -4,10 +4,13 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The largest host frame the guest agent accepts: requests are small,
-/// but a [`HostMessage::Start`] carries a whole job (its Plan); the guest
-/// must not allocate without bound on a host's (or a bug's) say-so.
-pub const MAX_HOST_FRAME_LEN: usize = 16 << 20;
+/// The largest host frame a running guest agent accepts: requests are
+/// small, and the guest must not allocate on a host's (or a bug's) say-so.
+pub const MAX_HOST_FRAME_LEN: usize = 64 * 1024;
+
+/// The largest frame a guest waiting for its job ([`crate::Job::Await`])
+/// accepts: a [`HostMessage::Start`] carries a whole job (its Plan).
+pub const MAX_START_FRAME_LEN: usize = 16 << 20;
 
 /// The bytes of entropy a restored guest is given.
 pub const SEED_LEN: usize = 32;

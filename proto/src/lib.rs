@@ -21,7 +21,7 @@ pub mod job;
 pub mod message;
 
 pub use frame::{encode, FrameDecoder, FrameError, MAX_FRAME_LEN};
-pub use host::{HostMessage, MAX_HOST_FRAME_LEN, SEED_LEN};
+pub use host::{HostMessage, MAX_HOST_FRAME_LEN, MAX_START_FRAME_LEN, SEED_LEN};
 pub use job::{Fault, Job, JobSpec, SchedulerLaunch, JOB_PATH};
 pub use ktstr_plan::results::{
     CpuSpan, OpsApplied, ProgressPoint, WorkerReport, MAX_CPU_SPANS, MAX_CPU_SPAN_MS,

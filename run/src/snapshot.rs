@@ -127,6 +127,12 @@ pub fn restore(
     if !backend.snapshots() {
         return Err(format!("the {} backend takes no snapshots", backend.kind()));
     }
+    let size = serde_json::to_vec(job).map_or(usize::MAX, |j| j.len());
+    if size > ktstr_proto::MAX_START_FRAME_LEN - 1024 {
+        return Err(format!(
+            "the job is {size} bytes, too big to send a restored guest"
+        ));
+    }
     let (kernel, base) = (source.kernel, source.base);
     let key = key_for(spec, kernel, base, backend)?;
     let work = spec.work_dir.clone();

@@ -167,7 +167,14 @@ pub fn run(
         to_guest,
         monitor,
     } = io;
-    let log = File::create(&console_log).at(&console_log)?;
+    let mut log = File::create(&console_log).at(&console_log)?;
+    if let SnapshotRole::Restore(r) = &spec.snapshot {
+        log.write_all(&r.boot_console)
+            .and_then(|_| {
+                log.write_all(b"ktstr: restored from a snapshot of the guest booted above\n")
+            })
+            .at(&console_log)?;
+    }
     let start = Instant::now();
     let mut vm = backend.launch(spec)?;
     let memory = std::mem::replace(&mut vm.memory, Err(String::new()));

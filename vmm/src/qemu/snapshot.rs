@@ -58,7 +58,6 @@ impl QemuVm {
         qmp.send_fd("ktstr-state", state.as_raw_fd())?;
         qmp.execute("migrate", json!({"uri": "fd:ktstr-state"}))?;
         wait_migrated(qmp)?;
-        state.sync_all().at(&path)?;
         let ram = (self.ram.iter().enumerate())
             .map(|(n, r)| {
                 let dst = dir.join(ram_file(n));

@@ -7,19 +7,23 @@
 //! key, so parallel jobs that want the same snapshot take it once.
 
 use std::fs::{self, File, OpenOptions};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::{
-    ram, ram_file, FileDigest, SnapshotKey, SnapshotManifest, INITRAMFS_FILE, MANIFEST_FILE,
-    STATE_FILE,
+    ram, ram_file, FileDigest, SnapshotKey, SnapshotManifest, CONSOLE_FILE, INITRAMFS_FILE,
+    MANIFEST_FILE, MAX_BOOT_CONSOLE, STATE_FILE,
 };
 use crate::error::IoAt;
 use crate::introspect::RamBacking;
 use crate::VmError;
 
-/// How many snapshots are kept (the least recently used go first).
-pub const KEEP_SNAPSHOTS: usize = 16;
+/// How many snapshots are kept (the least recently used go first): a
+/// gauntlet or a test suite uses one per topology and initramfs (each
+/// scheduler and payload set is a base of its own), about 50 MB each at
+/// small topologies.
+pub const KEEP_SNAPSHOTS: usize = 64;
 
 /// A directory of snapshots.
 #[derive(Debug, Clone)]
@@ -40,6 +44,9 @@ pub struct LoadedSnapshot {
     pub initramfs: File,
     /// Each node's RAM in a fresh memfd.
     pub ram: Vec<RamBacking>,
+    /// Its boot console (at most [`MAX_BOOT_CONSOLE`] bytes; empty if
+    /// unreadable).
+    pub boot_console: Vec<u8>,
 }
 
 /// Where a snapshot came from.
@@ -111,6 +118,10 @@ impl SnapshotCache {
             File::open(&path).map_err(|e| format!("{}: {e}", path.display()))
         };
         let (state, initramfs) = (open(STATE_FILE)?, open(INITRAMFS_FILE)?);
+        let mut boot_console = Vec::new();
+        if let Ok(f) = File::open(dir.join(CONSOLE_FILE)) {
+            let _ = f.take(MAX_BOOT_CONSOLE).read_to_end(&mut boot_console);
+        }
         // Mark it used, for pruning.
         let _ = File::open(&manifest_path).and_then(|f| f.set_modified(SystemTime::now()));
         Ok(Some(LoadedSnapshot {
@@ -119,6 +130,7 @@ impl SnapshotCache {
             state,
             initramfs,
             ram,
+            boot_console,
         }))
     }
 

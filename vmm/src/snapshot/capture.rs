@@ -3,7 +3,10 @@
 
 use std::path::Path;
 
-use super::{FileDigest, SnapshotKey, SnapshotManifest, SnapshotRole, INITRAMFS_FILE, STATE_FILE};
+use super::{
+    FileDigest, SnapshotKey, SnapshotManifest, SnapshotRole, CONSOLE_FILE, INITRAMFS_FILE,
+    STATE_FILE,
+};
 use crate::error::IoAt;
 use crate::session::{self, SessionIo};
 use crate::{VmBackend, VmEnd, VmError, VmSpec};
@@ -40,6 +43,8 @@ pub fn capture(
             )));
         }
     };
+    let console = dir.join(CONSOLE_FILE);
+    std::fs::copy(&outcome.console_log, &console).at(&console)?;
     let initramfs = dir.join(INITRAMFS_FILE);
     std::fs::copy(&spec.initramfs, &initramfs).at(&initramfs)?;
     let state = dir.join(STATE_FILE);

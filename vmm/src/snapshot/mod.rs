@@ -43,6 +43,11 @@ pub const STATE_FILE: &str = "state";
 pub const INITRAMFS_FILE: &str = "initramfs";
 /// The manifest.
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// The snapshot's boot console (a restored VM's console log starts with
+/// it; not verified: nothing is restored from it).
+pub const CONSOLE_FILE: &str = "console.log";
+/// The most of [`CONSOLE_FILE`] a restore reads.
+pub const MAX_BOOT_CONSOLE: u64 = 1 << 20;
 
 /// The name of node `n`'s RAM image.
 pub fn ram_file(n: usize) -> String {
@@ -149,6 +154,9 @@ pub struct Restore {
     pub initramfs: PathBuf,
     /// The job sent once the guest runs.
     pub job: JobSpec,
+    /// The snapshot's boot console, which the restored VM's console log
+    /// starts with.
+    pub boot_console: Arc<Vec<u8>>,
 }
 
 /// The open files one restore consumes.
@@ -168,6 +176,7 @@ impl Restore {
     pub fn new(snapshot: LoadedSnapshot, job: JobSpec) -> Self {
         Restore {
             initramfs: snapshot.dir.join(INITRAMFS_FILE),
+            boot_console: Arc::new(snapshot.boot_console),
             snapshot: Arc::new(Mutex::new(Some(LoadedParts {
                 state: snapshot.state,
                 initramfs: snapshot.initramfs,
