@@ -188,19 +188,12 @@ fn load(topology: Topology, program: &[u8]) -> Result<(KvmVm, Vec<VcpuFd>), VmEr
 
 /// COM1 into `console`; restored UARTs when `states` are given.
 fn bus(console: &Captured, states: Option<&[UartState; 2]>) -> Result<PortBus, VmError> {
-    let out = || -> (Box<dyn std::io::Write + Send>, Box<dyn std::io::Write + Send>) {
-        (Box::new(console.clone()), Box::new(std::io::sink()))
-    };
-    let irqs = || (IrqTrigger(None), IrqTrigger(None));
+    let console: Box<dyn std::io::Write + Send> = Box::new(console.clone());
+    let channel = Box::new(std::io::sink());
+    let irqs = (IrqTrigger(None), IrqTrigger(None));
     Ok(match states {
-        Some(s) => {
-            let (c, ch) = out();
-            PortBus::with_states(c, ch, irqs(), s)?
-        }
-        None => {
-            let (c, ch) = out();
-            PortBus::new(c, ch, irqs())
-        }
+        Some(s) => PortBus::with_states(console, channel, irqs, s)?,
+        None => PortBus::new(console, channel, irqs),
     })
 }
 

@@ -19,7 +19,6 @@ pub mod capture;
 pub mod ram;
 
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -98,22 +97,13 @@ pub struct FileDigest {
 }
 
 impl FileDigest {
-    /// Hashes the file at `path`.
+    /// Hashes the file at `path` (memory-mapped and hashed on all cores,
+    /// as the kernel cache hashes its files).
     pub fn of(path: &Path) -> std::io::Result<Self> {
         let mut hasher = blake3::Hasher::new();
-        let mut file = File::open(path)?;
-        let mut buf = vec![0u8; 1 << 20];
-        let mut size = 0u64;
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            size += n as u64;
-            hasher.update(&buf[..n]);
-        }
+        hasher.update_mmap_rayon(path)?;
         Ok(FileDigest {
-            size,
+            size: hasher.count(),
             blake3: hasher.finalize().to_hex().to_string(),
         })
     }
