@@ -10,6 +10,8 @@ packages=(
   make gcc flex bison bc libelf-dev libssl-dev dwarves linux-source-6.12
   # sched_ext schedulers (BPF needs clang-19; clang-14 miscompiles scx_flatcg)
   clang-19 llvm-19 pkg-config zlib1g-dev
+  # the kernel's sched_ext selftests runner links libzstd
+  libzstd-dev
   # VMs and initramfs
   qemu-system-x86 busybox-static jq cpio
   # payloads scenarios run (stress-ng, fio, hackbench and cyclictest)

@@ -21,6 +21,7 @@ pub mod power;
 pub mod report;
 pub mod restore;
 pub mod run;
+pub mod selftests;
 pub mod shell;
 pub mod workers;
 

@@ -116,6 +116,7 @@ fn run_job(spec: JobSpec, channel: &Arc<Mutex<Channel>>, live: &LiveState) -> Re
         Job::Await => return Err(AgentError::Job("a job may not be to await a job".into())),
         Job::Exec { command } => exec::run_command(&command, channel)?,
         Job::Shell => shell::interactive()?,
+        Job::Selftests { runner, spec } => crate::selftests::run(&runner, &spec, channel)?,
         Job::Plan {
             plan,
             topology,

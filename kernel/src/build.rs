@@ -1,6 +1,7 @@
 //! Building a guest kernel and the sample sched_ext schedulers into a cache
 //! entry: configure (tinyconfig + fragments, then check nothing was
-//! dropped), make, build `tools/sched_ext`, stage, install atomically.
+//! dropped), make, build `tools/sched_ext` and the sched_ext selftests
+//! runner, stage, install atomically.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,10 +11,13 @@ use crate::cache::{KernelCache, Lookup};
 use crate::error::{IoContext, KernelError, Result};
 use crate::kconfig::{dropped_options, Fragment};
 use crate::layout::remove_dir_if_exists;
-use crate::manifest::{CacheEntry, FileRecord, Manifest, ENTRY_FILES, MANIFEST_FORMAT};
+use crate::manifest::{
+    CacheEntry, FileRecord, Manifest, SelftestsState, ENTRY_FILES, MANIFEST_FORMAT,
+};
 use crate::observer::Observer;
 use crate::prepare::{prepare, Prepared, ARCH};
 use crate::runner::{on_path, run_step};
+use crate::selftests::{make_runner, tree_has_suite, RUNNER_PATH};
 use crate::source::{extract, SourceSpec};
 
 /// The sample schedulers from `tools/sched_ext`, ktstr's default real
@@ -53,7 +57,8 @@ pub fn clang() -> String {
     std::env::var("KTSTR_CLANG").unwrap_or_else(|_| "clang-19".into())
 }
 
-fn llvm_strip() -> String {
+/// The llvm-strip that goes with [`clang`].
+pub fn llvm_strip() -> String {
     let clang = clang();
     match clang.strip_prefix("clang") {
         Some(suffix) => format!("llvm-strip{suffix}"),
@@ -107,11 +112,13 @@ pub fn build(
     let mut rejected = None;
     match cache.lookup(&prepared.key) {
         Lookup::Valid(entry) if !req.force => {
+            // An entry from before ktstr built the selftests runner gets it.
+            let entry = crate::selftests::ensure_runner(cache, entry, observer)?;
             return Ok(BuildOutcome {
                 entry,
                 cached: true,
                 rejected: None,
-            })
+            });
         }
         Lookup::Invalid(reason) => rejected = Some(reason),
         _ => {}
@@ -150,9 +157,11 @@ pub fn build(
     kbuild.configure(&prepared)?;
     kbuild.make_kernel()?;
     kbuild.make_schedulers()?;
+    let runner = kbuild.make_selftests()?;
     let entry = stage_and_install(
         cache,
         &kbuild.objdir,
+        runner.as_deref(),
         &prepared,
         started.elapsed().as_secs_f64(),
     )?;
@@ -265,9 +274,30 @@ impl Kbuild<'_> {
     }
 }
 
+impl Kbuild<'_> {
+    /// The selftests runner, when the tree has the suite.
+    fn make_selftests(&self) -> Result<Option<PathBuf>> {
+        if !tree_has_suite(&self.tree) {
+            return Ok(None);
+        }
+        let out = self.objdir.join("selftests-sched_ext");
+        let vmlinux = self.objdir.join("vmlinux");
+        make_runner(
+            &self.tree,
+            &out,
+            &vmlinux,
+            self.jobs,
+            &self.log,
+            self.observer,
+        )
+        .map(Some)
+    }
+}
+
 fn stage_and_install(
     cache: &KernelCache,
     objdir: &Path,
+    selftests_runner: Option<&Path>,
     prepared: &Prepared,
     seconds: f64,
 ) -> Result<CacheEntry> {
@@ -287,6 +317,10 @@ fn stage_and_install(
             objdir.join("sched_ext/build/bin").join(name),
             format!("sched/{name}"),
         ));
+    }
+    if let Some(runner) = selftests_runner {
+        std::fs::create_dir_all(staging.join("selftests")).at(&staging)?;
+        copies.push((runner.to_path_buf(), RUNNER_PATH.to_string()));
     }
     let mut files = Vec::new();
     for (from, rel) in &copies {
@@ -319,6 +353,10 @@ fn stage_and_install(
         build_seconds: seconds,
         files,
         schedulers: SAMPLE_SCHEDULERS.iter().map(|s| s.to_string()).collect(),
+        selftests: match selftests_runner {
+            Some(_) => SelftestsState::Built,
+            None => SelftestsState::NotInTree,
+        },
     };
     let _entry_guard = layout.lock(&format!("entry-{}", prepared.key))?;
     cache.install(&staging, &manifest)

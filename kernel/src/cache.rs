@@ -254,6 +254,7 @@ pub fn fake_entry(cache: &KernelCache, key: &str, created: u64) -> CacheEntry {
             .map(|f| FileRecord::of(&staging, f).expect("recorded"))
             .collect(),
         schedulers: vec![],
+        selftests: Default::default(),
     };
     cache.install(&staging, &manifest).expect("installed")
 }

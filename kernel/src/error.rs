@@ -95,6 +95,12 @@ pub enum KernelError {
         /// The expected output.
         path: PathBuf,
     },
+    /// An entry's selftests runner must be built but its source is gone.
+    #[error("the source tree of kernel {key} is no longer on disk, so its selftests runner cannot be built; `ktstr kernel build --force` rebuilds the entry with it")]
+    SourceGone {
+        /// The entry's cache key.
+        key: String,
+    },
     /// A tool the pipeline needs is not installed.
     #[error("required tool `{tool}` not found on PATH ({hint})")]
     MissingTool {

@@ -1,7 +1,8 @@
 //! ktstr-kernel: the guest-kernel pipeline. Owns kernel sources (local
 //! tarballs, trees, kernel.org releases with checksum verification),
 //! `kernels.toml`, kconfig fragments and the check that none of their
-//! options were dropped, the kernel + sched_ext sample scheduler build, and
+//! options were dropped, the kernel + sched_ext sample scheduler (and
+//! sched_ext selftests runner) build, and
 //! the content-keyed on-disk cache with atomic, locked, verified entries.
 //!
 //! It must not depend on the VMM, the Rhai engine, the guest agent or the
@@ -20,6 +21,7 @@ pub mod option;
 pub mod prepare;
 pub mod resolve;
 pub mod runner;
+pub mod selftests;
 pub mod source;
 #[cfg(feature = "test-support")]
 pub mod testing;

@@ -74,6 +74,24 @@ pub struct Manifest {
     pub files: Vec<FileRecord>,
     /// Names of the scheduler binaries under `sched/`.
     pub schedulers: Vec<String>,
+    /// Whether the entry holds the sched_ext selftests runner
+    /// ([`crate::selftests::RUNNER_PATH`]).
+    #[serde(default)]
+    pub selftests: SelftestsState,
+}
+
+/// Whether a cache entry holds the sched_ext selftests runner.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelftestsState {
+    /// Not built yet: the entry predates ktstr building it
+    /// ([`crate::selftests::ensure_runner`] builds it on first use).
+    #[default]
+    NotBuilt,
+    /// Built, recorded among the entry's files.
+    Built,
+    /// The kernel's tree has no `tools/testing/selftests/sched_ext`.
+    NotInTree,
 }
 
 impl Manifest {
@@ -98,7 +116,13 @@ impl Manifest {
     pub fn verify(&self, dir: &Path) -> std::result::Result<(), String> {
         let recorded = |rel: &str| self.files.iter().any(|f| f.path == rel);
         let schedulers = self.schedulers.iter().map(|s| format!("sched/{s}"));
-        let required = ENTRY_FILES.iter().map(|f| f.to_string()).chain(schedulers);
+        let runner = (self.selftests == SelftestsState::Built)
+            .then(|| crate::selftests::RUNNER_PATH.to_string());
+        let required = ENTRY_FILES
+            .iter()
+            .map(|f| f.to_string())
+            .chain(schedulers)
+            .chain(runner);
         for rel in required {
             if !recorded(&rel) {
                 return Err(format!("the manifest does not record {rel}"));
@@ -130,6 +154,18 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+}
+
+impl Manifest {
+    /// Replaces the manifest of the entry in `dir` (written beside it,
+    /// then renamed over it).
+    pub fn rewrite(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(MANIFEST_FILE);
+        let partial = dir.join(format!("{MANIFEST_FILE}.partial"));
+        let json = serde_json::to_vec_pretty(self).expect("manifest serializes");
+        std::fs::write(&partial, json).at(&partial)?;
+        std::fs::rename(&partial, &path).at(&path)
     }
 }
 
@@ -169,6 +205,12 @@ impl CacheEntry {
     /// `System.map`.
     pub fn system_map(&self) -> PathBuf {
         self.dir.join("System.map")
+    }
+
+    /// The sched_ext selftests runner, if the entry has it.
+    pub fn selftests_runner(&self) -> Option<PathBuf> {
+        (self.manifest.selftests == SelftestsState::Built)
+            .then(|| self.dir.join(crate::selftests::RUNNER_PATH))
     }
 
     /// The path of scheduler `name` (e.g. `scx_simple`) if this entry has it.

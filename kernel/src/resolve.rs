@@ -373,6 +373,7 @@ mod tests {
             build_seconds: 0.0,
             files: vec![],
             schedulers: vec![],
+            selftests: Default::default(),
         };
         match request_from_manifest(&m).source {
             SourceSpec::Release { mirror, version } => {

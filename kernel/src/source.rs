@@ -405,6 +405,20 @@ pub fn extract(
     single_subdir(&dest).ok_or_else(|| corrupt(tarball, "extraction vanished"))
 }
 
+/// The kernel tree of source `id`, if it is on disk: a local tree where
+/// it was given, or a tarball's extraction (see [`extract`]).
+pub fn tree_on_disk(layout: &CacheLayout, id: &SourceIdentity) -> Option<PathBuf> {
+    match id.kind {
+        SourceKind::Tree => {
+            let tree = PathBuf::from(&id.location);
+            tree.join("Makefile").is_file().then_some(tree)
+        }
+        SourceKind::Tarball | SourceKind::Release => {
+            single_subdir(&layout.src_dir().join(&id.content_id[..16]))
+        }
+    }
+}
+
 fn single_subdir(dir: &Path) -> Option<PathBuf> {
     let mut subdirs = std::fs::read_dir(dir)
         .ok()?

@@ -15,6 +15,9 @@
 //! - [`verdict`]: default checks, claims, and the outcome.
 //! - [`sched_exit`]: why a scheduler ended, in one line (the kernel's exit
 //!   kind and message, a verifier rejection).
+//! - [`selftests`]: the kernel's sched_ext selftests as a job: what it
+//!   asks for, each test's result, and the runner's output read line by
+//!   line.
 //! - [`live`]: requests and answers of a live guest (the REPL) and the
 //!   [`live::LiveGuest`] interface between the engine and the run library.
 
@@ -30,6 +33,7 @@ pub mod plan;
 pub mod policy;
 pub mod results;
 pub mod sched_exit;
+pub mod selftests;
 pub mod series;
 pub mod steps;
 pub mod thresholds;

@@ -31,6 +31,15 @@ pub enum Job {
         /// The scheduler to start first; None runs the kernel's own.
         scheduler: Option<SchedulerLaunch>,
     },
+    /// The kernel's sched_ext selftests: list the runner's tests, then run
+    /// each selected one in a runner of its own (killed at the per-test
+    /// limit), reporting each as it starts and ends.
+    Selftests {
+        /// The runner's path in the guest.
+        runner: String,
+        /// Which tests, and how long each may take.
+        spec: ktstr_plan::selftests::SelftestSpec,
+    },
     /// A live session (the REPL): the agent carries out
     /// [`crate::HostMessage::Live`] requests as they come until
     /// [`crate::HostMessage::Shutdown`], and reports a scheduler that dies

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 /// Bumped whenever a message changes shape; the host refuses a guest agent
 /// that speaks another version. 2: typed Plan in the job, host messages
 /// and the guest's answers. 3: live sessions (`Job::Live`, `Live`
-/// requests and answers, `Shutdown`). 4: `BpfPrograms`, `BpfDump`.
-pub const PROTOCOL_VERSION: u32 = 5;
+/// requests and answers, `Shutdown`). 4: `BpfPrograms`, `BpfDump`. 5:
+/// `Await` and `Start`. 6: selftests.
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// How the agent's event that a plan's workers have started ends
 /// (`2 cgroup(s) started`): the zero of the workers' clock, which the host
@@ -103,6 +104,21 @@ pub enum GuestMessage {
         /// When each round of step ops was applied.
         #[serde(default)]
         ops_applied: Vec<crate::OpsApplied>,
+    },
+    /// The selftests a [`crate::Job::Selftests`] will run, in order.
+    SelftestList {
+        /// The selected tests.
+        tests: Vec<ktstr_plan::selftests::SelftestInfo>,
+    },
+    /// A selftest started.
+    SelftestStarted {
+        /// Its name.
+        name: String,
+    },
+    /// A selftest ended.
+    SelftestCase {
+        /// Its result.
+        case: Box<ktstr_plan::selftests::SelftestCase>,
     },
     /// Something the agent could not do; the job failed.
     Error {

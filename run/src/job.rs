@@ -22,6 +22,7 @@ use ktstr_vmm::{VmError, VmOutcome};
 
 use crate::error::RunError;
 use crate::host::HostFacts;
+use crate::selftest::SelftestJob;
 use crate::sidecar::{Repetition, Sidecar, Timings, SIDECAR_SCHEMA};
 use crate::snapshot::BootMode;
 use crate::telemetry::Telemetry;
@@ -92,6 +93,9 @@ pub struct JobRequest {
     /// Start the VM from a snapshot of the booted guest where the backend
     /// takes them (the default); false boots cold.
     pub snapshot: bool,
+    /// A selftest job: the kernel's sched_ext selftests run instead of the
+    /// plan (which only records the job; see [`JobRequest::selftests`]).
+    pub selftests: Option<SelftestJob>,
 }
 
 impl JobRequest {
@@ -116,11 +120,24 @@ impl JobRequest {
             watch: None,
             monitor_ms: Some(DEFAULT_MONITOR_PERIOD_MS),
             snapshot: true,
+            selftests: None,
         }
+    }
+
+    /// A selftest job on `topology` and `kernel`: the kernel's sched_ext
+    /// selftests (or `job`'s runner), one verdict per test, no monitor.
+    pub fn selftests(job: SelftestJob, topology: Topology, kernel: BootKernel) -> Self {
+        let mut req = JobRequest::new(crate::selftest::plan(&job, topology), topology, kernel);
+        req.monitor_ms = None;
+        req.selftests = Some(job);
+        req
     }
 
     /// `scenario topology scheduler`, the job's name in output.
     pub fn label(&self) -> String {
+        if self.selftests.is_some() {
+            return format!("{} {}", self.plan.name, self.topology);
+        }
         let sched = self
             .plan
             .scheduler
@@ -185,7 +202,13 @@ impl Runner {
     fn guest_files(
         &self,
         req: &JobRequest,
+        observer: &dyn Observer,
     ) -> Result<(Vec<GuestFile>, Option<ktstr_proto::SchedulerLaunch>), String> {
+        if let Some(job) = &req.selftests {
+            let cache = ktstr_kernel::KernelCache::new(self.layout.clone());
+            let runner = crate::selftest::runner_file(job, &req.kernel, &cache, observer)?;
+            return Ok((vec![runner], None));
+        }
         let (mut files, launch) = match &req.plan.scheduler {
             Some(s) => {
                 let (f, l) = crate::scheduler::resolve(
@@ -224,7 +247,7 @@ impl Runner {
         if let Some(why) = crate::requirements::unmet(&req.plan.kernel, &req.kernel) {
             return Ok(with_rep(JobResult::skipped(label, why)));
         }
-        let (files, launch) = match self.guest_files(&req) {
+        let (files, launch) = match self.guest_files(&req, observer) {
             Ok(x) => x,
             Err(why) => return Ok(with_rep(JobResult::failed(label, why))),
         };
@@ -237,21 +260,33 @@ impl Runner {
             memory_mb: req.memory_mb,
             append: req.append.clone(),
             console_log: Some(self.run_dir.join(format!("{stem}.console.log"))),
-            timeout: Duration::from_secs_f64(req.plan.duration_s + attach_s as f64 + JOB_SLACK_S),
+            timeout: Duration::from_secs_f64(req.plan.duration_s + attach_s as f64 + JOB_SLACK_S)
+                + req
+                    .selftests
+                    .as_ref()
+                    .map_or(Duration::ZERO, |j| crate::selftest::time_limit(&j.spec)),
             snapshot: req.snapshot,
             cancel: Some(Arc::clone(&req.cancel)),
         };
         let job = JobSpec {
-            job: Job::Plan {
-                plan: Box::new(req.plan.clone()),
-                topology: req.topology,
-                scheduler: launch,
+            job: match &req.selftests {
+                Some(s) => Job::Selftests {
+                    runner: crate::selftest::GUEST_RUNNER.into(),
+                    spec: s.spec.clone(),
+                },
+                None => Job::Plan {
+                    plan: Box::new(req.plan.clone()),
+                    topology: req.topology,
+                    scheduler: launch,
+                },
             },
             fault: req.fault,
         };
         let payload = Payload {
             agent: self.agent.clone(),
-            busybox: false,
+            // A selftest runner may be a script (another tree's wrapper,
+            // a fixture).
+            busybox: req.selftests.is_some(),
             files,
         };
         let mut vm = vm::prepare(&vm_req, &req.kernel, job, payload, &self.layout, observer)?;
@@ -277,7 +312,18 @@ impl Runner {
         let mut watch = req.watch.take();
         let start = Instant::now();
         let mut workers_started: Option<Instant> = None;
+        // A selftest job's guest reports at least once per test.
+        let silence = req.selftests.as_ref().map(|j| {
+            Duration::from_secs(j.spec.test_timeout_s + crate::selftest::SILENCE_SLACK_S)
+                + boot_allowance(vm.backend.kind(), &req.topology)
+        });
+        let watchdog =
+            silence.map(|s| crate::selftest::Watchdog::start(s, Arc::clone(&req.cancel)));
+        let heard = watchdog.as_ref().map(|w| w.ear());
         let outcome = vm.run(io, &mut |m| {
+            if let Some(h) = &heard {
+                h();
+            }
             if workers_started.is_none() && is_workers_started(m) {
                 workers_started = Some(Instant::now());
             }
@@ -286,6 +332,7 @@ impl Runner {
                 w(m);
             }
         });
+        let silent_s = watchdog.and_then(|w| w.stop().then(|| silence.map_or(0, |s| s.as_secs())));
         let outcome = match outcome {
             Ok(o) => o,
             Err(e @ VmError::Unsupported { .. }) => {
@@ -308,7 +355,16 @@ impl Runner {
             report.llcs = ktstr_plan::checks::monitor::llc_cpus(&req.topology);
             report.workers_ms = telemetry.duration_ms.map(|d| d as i64);
         }
-        let mut sidecar = self.judge(&req, &label, outcome, telemetry, seconds);
+        let mut sidecar = match req.selftests.is_some() {
+            true => {
+                telemetry.selftests = crate::selftest::settle(&telemetry, &outcome, silent_s);
+                let verdict = crate::selftest::judge(&telemetry.selftests, &outcome);
+                let mut s = self.judge(&req, &label, outcome, telemetry, seconds);
+                s.verdict = verdict;
+                s
+            }
+            false => self.judge(&req, &label, outcome, telemetry, seconds),
+        };
         sidecar.boot = vm.boot.clone();
         let path = self.run_dir.join(format!("{stem}.json"));
         sidecar.write(&path).map_err(|e| RunError::io(&path, e))?;

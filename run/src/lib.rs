@@ -23,6 +23,8 @@
 //! - [`host`]: facts about the host.
 //! - [`introspect`]: the kernel layout the host-side monitor reads with.
 //! - [`snapshot`]: starting VMs from a snapshot of the booted guest.
+//! - [`selftest`]: selftest jobs: the kernel's sched_ext selftests, one
+//!   verdict per test.
 //! - [`verifier`]: the verifier sweep (`ktstr verifier`) and its compare.
 
 pub mod error;
@@ -33,6 +35,7 @@ pub mod job;
 pub mod live;
 pub mod requirements;
 pub mod scheduler;
+pub mod selftest;
 pub mod sidecar;
 pub mod snapshot;
 pub mod telemetry;

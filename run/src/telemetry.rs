@@ -2,6 +2,7 @@
 //! workers' reports, timed events and the scheduler's life.
 
 use ktstr_plan::results::{RunResults, WorkerReport};
+use ktstr_plan::selftests::{SelftestCase, SelftestInfo};
 use ktstr_proto::GuestMessage;
 use ktstr_vmm::VmOutcome;
 use serde::{Deserialize, Serialize};
@@ -48,6 +49,16 @@ pub struct Telemetry {
     /// kept).
     #[serde(default)]
     pub bpf_globals: Option<ktstr_plan::results::BpfGlobals>,
+    /// The selftests the guest listed to run (a selftest job).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selftest_list: Vec<SelftestInfo>,
+    /// Each selftest's result: as the guest reported it, and once the VM
+    /// has ended also those it never reported (settled by the host).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selftests: Vec<SelftestCase>,
+    /// The selftest the guest started last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selftest_running: Option<String>,
 }
 
 impl Telemetry {
@@ -71,6 +82,9 @@ impl Telemetry {
             GuestMessage::BpfDump { dump } => {
                 self.bpf_globals = Some(ktstr_vmm::introspect::decode_bpf_globals(dump));
             }
+            GuestMessage::SelftestList { tests } => self.selftest_list = tests.clone(),
+            GuestMessage::SelftestStarted { name } => self.selftest_running = Some(name.clone()),
+            GuestMessage::SelftestCase { case } => self.selftests.push((**case).clone()),
             GuestMessage::Event { at_ms, message } => self.events.push(TimedEvent {
                 at_ms: *at_ms,
                 message: message.clone(),

@@ -17,6 +17,7 @@ mod repl_input;
 mod run;
 mod sched;
 mod scripts;
+mod selftest;
 mod shell;
 mod stats;
 mod stats_view;
@@ -88,6 +89,9 @@ pub enum Command {
     /// program's verified instructions (exit 1 on a rejection, or with
     /// --compare on a regression).
     Verifier(verifier::VerifierArgs),
+    /// The kernel's sched_ext selftests in a VM, one verdict per test
+    /// (exit 1 if a test failed, timed out, crashed or did not run).
+    Selftest(selftest::SelftestArgs),
     /// Write `.d.rhai` definitions of the scenario API for editors.
     Defs(scripts::DefsArgs),
     /// Boot VMs and look at what the guest sees.
@@ -146,6 +150,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(args) => scripts::list(&args),
         Command::Thresholds(args) => thresholds::run(&args, manifests),
         Command::Verifier(args) => verifier::run(&args, manifests),
+        Command::Selftest(args) => selftest::run(&args, manifests),
         Command::Defs(args) => scripts::defs(&args),
         Command::Vm(cmd) => vm::run(cmd, cli.kernels_toml.as_deref()),
         Command::Shell(args) => shell::run(args, cli.kernels_toml.as_deref()),

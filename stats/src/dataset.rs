@@ -17,8 +17,9 @@ use ktstr_run::Sidecar;
 use crate::error::{io, StatsError};
 use crate::tables::{Tables, JOB_ID, TABLES};
 
-/// The dataset schema this ktstr writes and reads (2: the monitor table).
-pub const DATASET_SCHEMA: u32 = 2;
+/// The dataset schema this ktstr writes and reads (2: the monitor table;
+/// 3: the selftests table).
+pub const DATASET_SCHEMA: u32 = 3;
 
 /// The manifest's file name.
 pub const MANIFEST: &str = "dataset.json";
@@ -63,7 +64,8 @@ impl Dataset {
                 "cgroups" => &mut tables.cgroups,
                 "workers" => &mut tables.workers,
                 "progress" => &mut tables.progress,
-                _ => &mut tables.monitor,
+                "monitor" => &mut tables.monitor,
+                _ => &mut tables.selftests,
             };
             rows.insert(name.to_string(), df.height());
             let file = File::create(&path).map_err(io(&path))?;
@@ -132,6 +134,7 @@ impl Dataset {
             workers: take("workers"),
             progress: take("progress"),
             monitor: take("monitor"),
+            selftests: take("selftests"),
         };
         Ok(Dataset {
             dir: dir.to_path_buf(),
@@ -208,6 +211,9 @@ impl Dataset {
             out.monitor
                 .vstack_mut(&d.tables.monitor)
                 .map_err(frame("merging monitor"))?;
+            out.selftests
+                .vstack_mut(&d.tables.selftests)
+                .map_err(frame("merging selftests"))?;
         }
         Ok(out)
     }

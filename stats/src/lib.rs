@@ -1,5 +1,5 @@
-//! ktstr's stats layer. Every job's sidecar becomes rows of five tables
-//! (jobs, cgroups, workers, progress, monitor) written as a Parquet dataset per
+//! ktstr's stats layer. Every job's sidecar becomes rows of six tables
+//! (jobs, cgroups, workers, progress, monitor, selftests) written as a Parquet dataset per
 //! run; datasets merge across shards and machines; `compare` tells a
 //! change from noise per cell and metric (Mann-Whitney with
 //! Benjamini-Hochberg, gates and power); `noise` measures run-to-run
@@ -17,6 +17,7 @@ pub mod observations;
 pub mod report;
 pub mod runs;
 pub mod select;
+pub mod selftests;
 pub mod summary;
 pub mod tables;
 

@@ -1,6 +1,6 @@
 //! Sidecars as tables: one row per worker (every telemetry field), per
-//! progress sample (long form), per job, per cgroup, and per CPU of each
-//! host-side monitor sample (long form). The worker and
+//! progress sample (long form), per job, per cgroup, per CPU of each
+//! host-side monitor sample (long form), and per selftest. The worker and
 //! progress tables are filled from the sidecars; the job and cgroup
 //! tables are computed from them with Polars ([`crate::derive`]), the same
 //! way the compare computes them, so they always agree.
@@ -27,7 +27,7 @@ pub const KEY_COLUMNS: &[&str] = &[
 /// The columns that identify one job within a dataset.
 pub const JOB_ID: &[&str] = &["run_id", "job", "kernel", "repetition"];
 
-/// The five tables of a run.
+/// The six tables of a run.
 #[derive(Debug, Clone)]
 pub struct Tables {
     /// One row per job.
@@ -41,10 +41,19 @@ pub struct Tables {
     /// One row per CPU of each host-side monitor sample (run queues over
     /// time, on the workers' clock like `progress`).
     pub monitor: DataFrame,
+    /// One row per sched_ext selftest of each selftest job.
+    pub selftests: DataFrame,
 }
 
 /// The table names, in the order they are written.
-pub const TABLES: [&str; 5] = ["jobs", "cgroups", "workers", "progress", "monitor"];
+pub const TABLES: [&str; 6] = [
+    "jobs",
+    "cgroups",
+    "workers",
+    "progress",
+    "monitor",
+    "selftests",
+];
 
 impl Tables {
     /// The table called `name`.
@@ -55,6 +64,7 @@ impl Tables {
             "workers" => Some(&self.workers),
             "progress" => Some(&self.progress),
             "monitor" => Some(&self.monitor),
+            "selftests" => Some(&self.selftests),
             _ => None,
         }
     }
@@ -64,8 +74,10 @@ impl Tables {
         let (base, workers, progress) = raw_tables(sidecars)?;
         let (jobs, cgroups) = crate::derive::jobs_and_cgroups(&base, &workers)?;
         let mut m = MonitorCols::default();
+        let mut t = crate::selftests::SelftestCols::default();
         for s in sidecars {
             m.push(s);
+            t.push(&key_values(s), s);
         }
         Ok(Tables {
             jobs,
@@ -73,6 +85,7 @@ impl Tables {
             workers,
             progress,
             monitor: m.finish()?,
+            selftests: t.finish()?,
         })
     }
 }

@@ -188,11 +188,11 @@ fn corrupt_truncated_or_foreign_files_are_clear_errors_naming_the_file() {
         let m = d.join("dataset.json");
         let text = std::fs::read_to_string(&m)
             .unwrap()
-            .replace("\"schema\": 2", "\"schema\": 9");
+            .replace("\"schema\": 3", "\"schema\": 9");
         std::fs::write(m, text).unwrap();
     });
     assert!(
-        e.contains("dataset.json: dataset schema 9, but this ktstr reads schema 2"),
+        e.contains("dataset.json: dataset schema 9, but this ktstr reads schema 3"),
         "{e}"
     );
 }

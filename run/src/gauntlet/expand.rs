@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use ktstr_plan::{Plan, SchedulerSpec, TopologyReq};
 use ktstr_topology::{presets, Topology};
 
+use ktstr_plan::selftests::SelftestSpec;
+
 use super::manifest::{Manifest, PresetSelection};
+use crate::selftest::{SelftestJob, SELFTESTS_NAME, SELFTESTS_SCHEDULER};
 use crate::sidecar::Repetition;
 
 /// One cell of a sweep: a scenario on a topology under a scheduler and a
@@ -51,6 +54,9 @@ pub struct GauntletJob {
     pub expect_fail: bool,
     /// Which repetition.
     pub repetition: Repetition,
+    /// A selftest job: the kernel's sched_ext selftests instead of the
+    /// plan (which only records it).
+    pub selftests: Option<SelftestJob>,
 }
 
 impl GauntletJob {
@@ -137,13 +143,56 @@ pub fn expand(manifest: &Manifest, plans: &[(PathBuf, Plan)]) -> (Vec<GauntletJo
                                 index,
                                 of: manifest.repetitions,
                             },
+                            selftests: None,
                         });
                     }
                 }
             }
         }
     }
+    if let Some(spec) = &manifest.selftests {
+        jobs.extend(selftest_jobs(manifest, spec, &offered, &kernels));
+    }
     (jobs, unfit)
+}
+
+/// The selftest jobs: one per preset × kernel × repetition.
+fn selftest_jobs(
+    manifest: &Manifest,
+    spec: &SelftestSpec,
+    offered: &[(String, Topology)],
+    kernels: &[Option<String>],
+) -> Vec<GauntletJob> {
+    let job = SelftestJob {
+        spec: spec.clone(),
+        runner: None,
+    };
+    let mut jobs = Vec::new();
+    for (preset, topology) in offered {
+        for kernel in kernels {
+            for index in 1..=manifest.repetitions {
+                jobs.push(GauntletJob {
+                    cell: Cell {
+                        scenario: SELFTESTS_NAME.into(),
+                        preset: preset.clone(),
+                        scheduler: SELFTESTS_SCHEDULER.into(),
+                        kernel: kernel.clone().unwrap_or_else(|| "default".into()),
+                    },
+                    script: PathBuf::from(SELFTESTS_NAME),
+                    plan: crate::selftest::plan(&job, *topology),
+                    topology: *topology,
+                    kernel: kernel.clone(),
+                    expect_fail: false,
+                    repetition: Repetition {
+                        index,
+                        of: manifest.repetitions,
+                    },
+                    selftests: Some(job.clone()),
+                });
+            }
+        }
+    }
+    jobs
 }
 
 /// The plan under each of the manifest's schedulers (or as the script has

@@ -12,6 +12,9 @@
 //! duration = 4          # seconds, over each script's own
 //! budget = 600          # seconds of estimated VM time to fit in
 //! jobs = 2              # VMs at once (default: what the host fits)
+//! selftests = true      # also the kernel's sched_ext selftests on each
+//!                       # preset × kernel (or a filter: "select_cpu")
+//! selftest_timeout = 120  # seconds per selftest
 //!
 //! [[scheduler]]         # a scheduler with arguments or an expectation
 //! name = "scx_qmap"
@@ -22,6 +25,7 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use ktstr_plan::selftests::{SelftestSpec, DEFAULT_TEST_TIMEOUT_S};
 use ktstr_topology::{presets, Topology};
 use serde::Deserialize;
 use toml::Spanned;
@@ -103,11 +107,15 @@ pub struct Manifest {
     pub budget: Option<f64>,
     /// VMs at once.
     pub jobs: Option<u32>,
+    /// The kernel's sched_ext selftests, one job per preset × kernel ×
+    /// repetition (None: not run).
+    pub selftests: Option<SelftestSpec>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ManifestToml {
+    #[serde(default)]
     scenarios: Vec<Spanned<String>>,
     #[serde(default)]
     presets: Vec<Spanned<String>>,
@@ -121,6 +129,8 @@ struct ManifestToml {
     duration: Option<Spanned<f64>>,
     budget: Option<Spanned<f64>>,
     jobs: Option<Spanned<u32>>,
+    selftests: Option<Spanned<toml::Value>>,
+    selftest_timeout: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,6 +220,14 @@ pub fn parse(path: &Path, text: &str, lookups: &Lookups) -> Result<Manifest, Vec
         }
     };
     let dir = path.parent().unwrap_or(Path::new("."));
+    let selftests = selftests(&raw, &mut errors);
+    if raw.scenarios.is_empty() && selftests.is_none() {
+        errors.at(
+            0..0,
+            "scenarios",
+            "names no scenario script (nor selftests = true)",
+        );
+    }
     let manifest = Manifest {
         path: path.to_path_buf(),
         scenarios: scenarios(&raw.scenarios, dir, &mut errors),
@@ -220,6 +238,7 @@ pub fn parse(path: &Path, text: &str, lookups: &Lookups) -> Result<Manifest, Vec
         duration: seconds(raw.duration, "duration", 3600.0, &mut errors),
         budget: seconds(raw.budget, "budget", 7.0 * 24.0 * 3600.0, &mut errors),
         jobs: positive(raw.jobs, "jobs", 1, 256, &mut errors),
+        selftests,
     };
     if errors.out.is_empty() {
         Ok(manifest)
@@ -240,9 +259,6 @@ fn key_of(message: &str) -> String {
 }
 
 fn scenarios(globs: &[Spanned<String>], dir: &Path, e: &mut Errors) -> Vec<PathBuf> {
-    if globs.is_empty() {
-        e.at(0..0, "scenarios", "names no scenario script");
-    }
     let mut out: Vec<PathBuf> = Vec::new();
     for g in globs {
         let pattern = dir.join(g.get_ref());
@@ -369,6 +385,34 @@ fn schedulers(raw: &ManifestToml, lookups: &Lookups, e: &mut Errors) -> Vec<Sche
     out
 }
 
+/// `selftests = true | false | "filter"` and `selftest_timeout`.
+fn selftests(raw: &ManifestToml, e: &mut Errors) -> Option<SelftestSpec> {
+    let timeout = positive(raw.selftest_timeout.clone(), "selftest_timeout", 1, 3600, e);
+    let Some(v) = &raw.selftests else {
+        if let Some(t) = &raw.selftest_timeout {
+            e.at(t.span(), "selftest_timeout", "set without selftests = true");
+        }
+        return None;
+    };
+    let filter = match v.get_ref() {
+        toml::Value::Boolean(false) => return None,
+        toml::Value::Boolean(true) => None,
+        toml::Value::String(f) if !f.trim().is_empty() => Some(f.clone()),
+        other => {
+            e.at(
+                v.span(),
+                "selftests",
+                format!("{other} is not true, false or a test-name filter"),
+            );
+            return None;
+        }
+    };
+    Some(SelftestSpec {
+        filter,
+        test_timeout_s: timeout.map_or(DEFAULT_TEST_TIMEOUT_S, u64::from),
+    })
+}
+
 fn positive(v: Option<Spanned<u32>>, key: &str, min: u32, max: u32, e: &mut Errors) -> Option<u32> {
     let v = v?;
     let n = *v.get_ref();
@@ -446,6 +490,54 @@ mod tests {
         assert_eq!(m.schedulers[1].label(), "scx_qmap -t 3");
         assert!(m.schedulers[1].expect_fail && !m.schedulers[0].expect_fail);
         assert_eq!(m.repetitions, 2);
+    }
+
+    #[test]
+    fn selftests_need_no_scenarios_and_expand_per_preset_and_kernel() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = parse_in(
+            dir.path(),
+            "presets = [\"tiny-2llc\", \"2n2l2c1t\"]\nselftests = \"dsq\"\nselftest_timeout = 30\n",
+        )
+        .unwrap();
+        let spec = m.selftests.clone().unwrap();
+        assert_eq!(
+            (spec.filter.as_deref(), spec.test_timeout_s),
+            (Some("dsq"), 30)
+        );
+        let (jobs, unfit) = super::super::expand::expand(&m, &[]);
+        assert!(unfit.is_empty());
+        let cells: Vec<String> = jobs.iter().map(|j| j.cell.key()).collect();
+        assert_eq!(
+            cells,
+            [
+                "selftests::tiny-2llc::sched_ext selftests::default",
+                "selftests::2n2l2c1t::sched_ext selftests::default"
+            ]
+        );
+        assert!(jobs
+            .iter()
+            .all(|j| j.selftests.as_ref().is_some_and(|s| s.spec == spec)));
+        let m = parse_in(dir.path(), "scenarios = [\"a.rhai\"]\nselftests = true\n").unwrap();
+        assert_eq!(m.selftests.unwrap().filter, None);
+        let m = parse_in(dir.path(), "scenarios = [\"a.rhai\"]\nselftests = false\n").unwrap();
+        assert!(m.selftests.is_none());
+        for (text, key, line) in [
+            ("selftests = 3\n", "selftests", 1),
+            (
+                "scenarios = [\"a.rhai\"]\nselftest_timeout = 9\n",
+                "selftest_timeout",
+                2,
+            ),
+            ("presets = [\"tiny-2llc\"]\n", "scenarios", 1),
+        ] {
+            let errs = parse_in(dir.path(), text).unwrap_err();
+            assert_eq!(
+                (errs[0].key.as_str(), errs[0].line),
+                (key, line),
+                "{text}: {errs:?}"
+            );
+        }
     }
 
     #[test]

@@ -65,7 +65,12 @@ struct Claim {
 
 fn claim(job: &GauntletJob) -> Claim {
     Claim {
-        busy: busy_vcpus(&job.plan, &job.topology),
+        // Selftests load the whole guest at times (init_enable_count
+        // forks 1,024 tasks).
+        busy: match job.selftests {
+            Some(_) => u64::from(job.topology.cpus()),
+            None => busy_vcpus(&job.plan, &job.topology),
+        },
         memory_mb: u64::from(VmSpec::default_memory_mb(&job.topology)),
     }
 }
@@ -187,11 +192,11 @@ fn fits(st: &State, c: Claim, cap: Capacity) -> bool {
 }
 
 fn run_one(job: &GauntletJob, beside: u64, shared: &Shared) -> Result<JobResult, RunError> {
-    let mut req = JobRequest::new(
-        job.plan.clone(),
-        job.topology,
-        (shared.kernel)(job.kernel.as_deref()),
-    );
+    let kernel = (shared.kernel)(job.kernel.as_deref());
+    let mut req = match &job.selftests {
+        Some(s) => JobRequest::selftests(s.clone(), job.topology, kernel),
+        None => JobRequest::new(job.plan.clone(), job.topology, kernel),
+    };
     req.backend = shared.backend;
     req.snapshot = shared.snapshot;
     req.repetition = job.repetition;

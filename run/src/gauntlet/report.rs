@@ -6,12 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ktstr_plan::selftests::SelftestCase;
 use ktstr_plan::verdict::Outcome;
 use serde::{Deserialize, Serialize};
 
 use super::expand::{Cell, GauntletJob, Unfit};
 use crate::error::RunError;
 use crate::job::JobResult;
+use crate::selftest::SELFTESTS_SCHEDULER;
 
 /// The file a sweep's report is kept in, in its run directory.
 pub const REPORT_FILE: &str = "gauntlet.json";
@@ -34,6 +36,9 @@ pub struct JobRecord {
     pub sidecar: Option<PathBuf>,
     /// The last console lines, when a VM ran and did not end cleanly.
     pub console_tail: Vec<String>,
+    /// Each selftest's result (a selftest job).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selftests: Vec<SelftestCase>,
 }
 
 /// A cell as a report records it.
@@ -96,6 +101,7 @@ pub fn record(job: &GauntletJob, result: &Result<JobResult, RunError>) -> JobRec
                     Some(vm) if !clean => vm.console_tail.clone(),
                     _ => Vec::new(),
                 },
+                selftests: r.telemetry.selftests.clone(),
             }
         }
         Err(e) => JobRecord {
@@ -106,6 +112,7 @@ pub fn record(job: &GauntletJob, result: &Result<JobResult, RunError>) -> JobRec
             reasons: vec![format!("the job could not run: {e}")],
             sidecar: None,
             console_tail: Vec::new(),
+            selftests: Vec::new(),
         },
     }
 }
@@ -177,7 +184,10 @@ impl GauntletReport {
         let mut out = String::new();
         for ((sched, kernel), jobs) in groups {
             out.push_str(&format!("{sched} on kernel {kernel}:\n"));
-            out.push_str(&table(&jobs));
+            match sched == SELFTESTS_SCHEDULER {
+                true => out.push_str(&selftest_table(&jobs)),
+                false => out.push_str(&table(&jobs)),
+            }
         }
         out
     }
@@ -194,6 +204,11 @@ impl GauntletReport {
             let suite = suites
                 .entry(name.clone())
                 .or_insert_with(|| TestSuite::new(name));
+            if !j.selftests.is_empty() {
+                let class = format!("selftests::{}", j.cell.preset);
+                suite.add_test_cases(crate::selftest::junit_cases(&j.selftests, &class));
+                continue;
+            }
             let mut status = match j.outcome {
                 Outcome::Pass => TestCaseStatus::success(),
                 Outcome::Skip => TestCaseStatus::skipped(),
@@ -222,6 +237,34 @@ impl GauntletReport {
         report.add_test_suites(suites.into_values());
         report.to_string().unwrap_or_default()
     }
+}
+
+/// One kernel's selftest jobs: a row per test, a column per preset (and
+/// repetition), then the reasons of jobs that ran no test.
+fn selftest_table(jobs: &[&JobRecord]) -> String {
+    let columns: Vec<(String, Vec<SelftestCase>)> = jobs
+        .iter()
+        .map(|j| {
+            let label = match j.repetition {
+                1 => j.cell.preset.clone(),
+                n => format!("{} run{n}", j.cell.preset),
+            };
+            (label, j.selftests.clone())
+        })
+        .collect();
+    let mut out = String::new();
+    for line in crate::selftest::matrix(&columns).lines() {
+        out.push_str(&format!("  {line}\n"));
+    }
+    for j in jobs.iter().filter(|j| j.selftests.is_empty()) {
+        out.push_str(&format!(
+            "  {}: {} {}\n",
+            j.cell.preset,
+            j.outcome.label(),
+            j.reasons.join("; ")
+        ));
+    }
+    out
 }
 
 /// One (scheduler, kernel) table.
