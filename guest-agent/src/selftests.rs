@@ -30,9 +30,7 @@ const LIST_FILTER: &str = "ktstr:list-only";
 /// How long listing the tests may take.
 const LIST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long a runner may take to exit on its own after its test's result
-/// (the runner's `-t` is a substring match: it may go on to another
-/// test, which is cut short).
+/// How long a runner's output is read after it exited.
 const EXIT_GRACE: Duration = Duration::from_secs(1);
 
 /// How often a running test's runner is checked for having exited.
@@ -115,13 +113,18 @@ fn list(runner: &str) -> Result<Vec<SelftestInfo>> {
     Ok(tests)
 }
 
-/// Runs test `name` alone, killed after `limit`.
+/// Runs test `name` in a runner of its own, killed after `limit`. The
+/// runner's `-t` is a substring match, so it may go on to other tests
+/// whose names contain `name`: it is left to finish them (they are run
+/// and judged on their own too), because killing a runner while its
+/// scheduler is being enabled left a 16-vCPU guest hung on the next test.
 fn run_one(runner: &str, name: &str, limit: Duration) -> Result<SelftestCase> {
     let started = Instant::now();
     let (mut child, lines) = start(runner, &["-t", name])?;
     let mut out = TestOutput::default();
     let deadline = started + limit;
     let mut timed_out = false;
+    let mut result_at: Option<Instant> = None;
     // Set once the runner has exited: what it wrote is read a little
     // longer (a process it left behind may hold the pipe open).
     let mut exited_at: Option<Instant> = None;
@@ -137,7 +140,7 @@ fn run_one(runner: &str, name: &str, limit: Duration) -> Result<SelftestCase> {
         match lines.recv_timeout(deadline.saturating_duration_since(now).min(POLL)) {
             Ok(line) => {
                 if out.take(name, &line) {
-                    break;
+                    result_at = Some(Instant::now());
                 }
             }
             Err(RecvTimeoutError::Disconnected) => break,
@@ -148,25 +151,30 @@ fn run_one(runner: &str, name: &str, limit: Duration) -> Result<SelftestCase> {
             }
         }
     }
-    let duration_ms = started.elapsed().as_millis() as u64;
-    let status = match (timed_out, out.result().cloned()) {
-        (true, _) => {
+    let duration_ms = result_at
+        .unwrap_or_else(Instant::now)
+        .duration_since(started)
+        .as_millis() as u64;
+    let status = match (out.result().cloned(), timed_out) {
+        (Some(status), killed) => {
+            if killed {
+                out.push("ktstr: the runner went on to other tests and was killed at the limit");
+            }
+            stop(&mut child);
+            status
+        }
+        (None, true) => {
             stop(&mut child);
             SelftestStatus::TimedOut {
                 after_s: limit.as_secs(),
             }
         }
-        (false, Some(status)) => {
-            finish_within(&mut child, EXIT_GRACE);
-            status
-        }
-        (false, None) => {
-            let code = exit_code(&mut child);
-            // Whatever it left behind goes with it.
-            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-            SelftestStatus::Crashed { code }
-        }
+        (None, false) => SelftestStatus::Crashed {
+            code: exit_code(&mut child),
+        },
     };
+    // Whatever the runner left behind goes with it.
+    let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
     if let Some(state) = wait_sched_ext_disabled(DISABLE_WAIT) {
         out.push(&format!(
             "ktstr: sched_ext still {state} {} s after the test",
@@ -219,20 +227,6 @@ fn start(runner: &str, args: &[&str]) -> Result<(Child, mpsc::Receiver<String>)>
 fn stop(child: &mut Child) {
     let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
     let _ = child.wait();
-}
-
-/// Lets `child` exit on its own within `grace`, else kills its group.
-fn finish_within(child: &mut Child, grace: Duration) {
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            // The group may hold children the runner left behind.
-            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-            return;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    stop(child);
 }
 
 /// `child`'s exit code once it ends (128 + signal when killed by one);

@@ -153,6 +153,34 @@ impl ShippedFile {
 }
 
 impl Plan {
+    /// A plan of no cgroups, steps or claims on a fixed `topology`, for
+    /// jobs ktstr makes itself (a verifier cell, a selftest job): named
+    /// `name`, from `source`, running `duration_s`.
+    pub fn bare(
+        name: &str,
+        source: &str,
+        description: String,
+        duration_s: f64,
+        topology: ktstr_topology::Topology,
+    ) -> Plan {
+        Plan {
+            engine_version: crate::PLAN_VERSION.into(),
+            source: source.into(),
+            name: name.into(),
+            description,
+            duration_s,
+            topology: TopologyReq::Fixed { topology },
+            scheduler: None,
+            thresholds: Default::default(),
+            kernel: KernelReq::default(),
+            cgroups: Vec::new(),
+            steps: Vec::new(),
+            claims: Vec::new(),
+            expect_fail: None,
+            files: Vec::new(),
+        }
+    }
+
     /// The most workers alive at once during the run (cgroups from the
     /// start, then each step's adds, spawns, removals and stops): how many
     /// CPUs the scenario keeps busy at most.

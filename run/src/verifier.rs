@@ -9,9 +9,8 @@ use std::collections::BTreeMap;
 use ktstr_kernel::{BootKernel, Observer};
 use ktstr_plan::results::BpfProgram;
 use ktstr_plan::sched_exit::verifier_rejection;
-use ktstr_plan::topology_req::TopologyReq;
 use ktstr_plan::verdict::Outcome;
-use ktstr_plan::{KernelReq, Plan, SchedulerSpec};
+use ktstr_plan::{Plan, SchedulerSpec};
 use ktstr_topology::Topology;
 use ktstr_vmm::probe::BackendChoice;
 use serde::{Deserialize, Serialize};
@@ -67,22 +66,15 @@ pub struct VerifierReport {
 
 /// A plan that only attaches `scheduler` and holds it for a second.
 fn attach_only(scheduler: &SchedulerSpec, topology: Topology) -> Plan {
-    Plan {
-        engine_version: ktstr_plan::PLAN_VERSION.into(),
-        source: "ktstr verifier".into(),
-        name: "verifier".into(),
-        description: "load the scheduler and read its programs".into(),
-        duration_s: 1.0,
-        topology: TopologyReq::Fixed { topology },
-        scheduler: Some(scheduler.clone()),
-        thresholds: BTreeMap::new(),
-        kernel: KernelReq::default(),
-        cgroups: Vec::new(),
-        steps: Vec::new(),
-        claims: Vec::new(),
-        expect_fail: None,
-        files: Vec::new(),
-    }
+    let mut plan = Plan::bare(
+        "verifier",
+        "ktstr verifier",
+        "load the scheduler and read its programs".into(),
+        1.0,
+        topology,
+    );
+    plan.scheduler = Some(scheduler.clone());
+    plan
 }
 
 /// Loads `scheduler` on `kernel` with `topology` and reads its programs.

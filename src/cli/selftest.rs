@@ -7,8 +7,6 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use ktstr_plan::selftests::{SelftestSpec, DEFAULT_TEST_TIMEOUT_S};
-use ktstr_plan::verdict::Outcome;
-use ktstr_run::job::Runner;
 use ktstr_run::selftest::SelftestJob;
 use ktstr_run::{JobRequest, JobResult, Repetition};
 use ktstr_topology::Topology;
@@ -56,14 +54,7 @@ pub fn run(args: &SelftestArgs, manifests: Manifests) -> anyhow::Result<ExitCode
     if args.test_timeout == 0 {
         anyhow::bail!("--test-timeout must be at least 1 second");
     }
-    let run_id = super::run::run_id();
-    let runner = Runner {
-        registry: super::sched::registry(manifests.schedulers)?,
-        layout: ktstr_kernel::CacheLayout::from_env()?,
-        agent: super::guest::guest_agent()?,
-        run_dir: super::run::runs_dir().join(&run_id),
-        run_id,
-    };
+    let runner = super::run::new_runner(manifests)?;
     let kernel = super::guest::obtain_kernel(manifests.kernels, args.kernel.as_deref())?;
     let cancel = super::guest::cancel_on_signals()?;
     let job = SelftestJob {
@@ -104,12 +95,7 @@ pub fn run(args: &SelftestArgs, manifests: Manifests) -> anyhow::Result<ExitCode
             .collect();
         outln!("{}", ktstr_run::selftest::matrix(&columns))?;
     }
-    let worst = results
-        .iter()
-        .map(|r| r.verdict.outcome)
-        .max()
-        .unwrap_or(Outcome::Pass);
-    Ok(ExitCode::from(worst.exit_code()))
+    Ok(super::run::worst_exit(&results))
 }
 
 /// The topology of a job's label (`selftests 1n2l2c1t eevdf`).

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use ktstr_plan::SchedulerSpec;
-use ktstr_run::job::Runner;
 use ktstr_run::verifier::{compare, sweep_cell, CellOutcome, VerifierReport, VERIFIER_INSN_LIMIT};
 use ktstr_topology::Topology;
 use ktstr_vmm::probe::BackendChoice;
@@ -63,14 +62,7 @@ pub fn run(args: &VerifierArgs, manifests: Manifests) -> anyhow::Result<ExitCode
         }
         None => None,
     };
-    let run_id = super::run::run_id();
-    let runner = Runner {
-        registry: super::sched::registry(manifests.schedulers)?,
-        layout: ktstr_kernel::CacheLayout::from_env()?,
-        agent: super::guest::guest_agent()?,
-        run_dir: super::run::runs_dir().join(&run_id),
-        run_id,
-    };
+    let runner = super::run::new_runner(manifests)?;
     let scheduler = SchedulerSpec {
         name: args.scheduler.clone(),
         args: args.sched_args.clone(),

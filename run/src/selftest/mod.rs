@@ -6,15 +6,13 @@
 //! reached), a watchdog ends a guest that stops answering, and the job's
 //! verdict is made of the tests'.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use ktstr_kernel::{BootKernel, KernelCache, Observer};
 use ktstr_plan::selftests::{SelftestCase, SelftestSpec, SelftestStatus};
-use ktstr_plan::topology_req::TopologyReq;
 use ktstr_plan::verdict::{Outcome, Verdict};
-use ktstr_plan::{KernelReq, Plan};
+use ktstr_plan::Plan;
 use ktstr_topology::Topology;
 use ktstr_vmm::initramfs::GuestFile;
 use ktstr_vmm::VmOutcome;
@@ -62,22 +60,13 @@ pub fn plan(job: &SelftestJob, topology: Topology) -> Plan {
         Some(f) => format!("the kernel's sched_ext selftests matching `{f}`"),
         None => "the kernel's sched_ext selftests".to_string(),
     };
-    Plan {
-        engine_version: ktstr_plan::PLAN_VERSION.into(),
-        source: "tools/testing/selftests/sched_ext".into(),
-        name: SELFTESTS_NAME.into(),
+    Plan::bare(
+        SELFTESTS_NAME,
+        "tools/testing/selftests/sched_ext",
         description,
-        duration_s: 0.0,
-        topology: TopologyReq::Fixed { topology },
-        scheduler: None,
-        thresholds: BTreeMap::new(),
-        kernel: KernelReq::default(),
-        cgroups: Vec::new(),
-        steps: Vec::new(),
-        claims: Vec::new(),
-        expect_fail: None,
-        files: Vec::new(),
-    }
+        0.0,
+        topology,
+    )
 }
 
 /// The runner to ship: the job's own file, else the kernel entry's

@@ -101,14 +101,7 @@ fn parse_duration(s: &str) -> Result<f64, String> {
 
 /// Runs every file (`repeat` times); the exit code is the worst outcome's.
 pub fn run(args: RunArgs, manifests: super::Manifests) -> anyhow::Result<ExitCode> {
-    let run_id = run_id();
-    let runner = Runner {
-        registry: super::sched::registry(manifests.schedulers)?,
-        layout: ktstr_kernel::CacheLayout::from_env()?,
-        agent: super::guest::guest_agent()?,
-        run_dir: runs_dir().join(&run_id),
-        run_id,
-    };
+    let runner = new_runner(manifests)?;
     let mut ctx = job::Context {
         args: &args,
         kernels_toml: manifests.kernels,
@@ -140,12 +133,30 @@ pub fn run(args: RunArgs, manifests: super::Manifests) -> anyhow::Result<ExitCod
         let v: Vec<_> = results.iter().map(report::to_json).collect();
         outln!("{}", serde_json::to_string_pretty(&v)?)?;
     }
+    Ok(worst_exit(&results))
+}
+
+/// The run library's settings for a new run: schedulers.toml, the cache,
+/// the guest agent, and a fresh run directory.
+pub(crate) fn new_runner(manifests: super::Manifests) -> anyhow::Result<Runner> {
+    let run_id = run_id();
+    Ok(Runner {
+        registry: super::sched::registry(manifests.schedulers)?,
+        layout: ktstr_kernel::CacheLayout::from_env()?,
+        agent: super::guest::guest_agent()?,
+        run_dir: runs_dir().join(&run_id),
+        run_id,
+    })
+}
+
+/// The exit code of the worst outcome among `results` (0 with none).
+pub(crate) fn worst_exit(results: &[JobResult]) -> ExitCode {
     let worst = results
         .iter()
         .map(|r| r.verdict.outcome)
         .max()
         .unwrap_or(Outcome::Pass);
-    Ok(ExitCode::from(worst.exit_code()))
+    ExitCode::from(worst.exit_code())
 }
 
 /// "`file`: 9/10 passed, 1 failed (10 %), 0 inconclusive, 0 skipped".
