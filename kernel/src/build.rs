@@ -112,8 +112,16 @@ pub fn build(
     let mut rejected = None;
     match cache.lookup(&prepared.key) {
         Lookup::Valid(entry) if !req.force => {
-            // An entry from before ktstr built the selftests runner gets it.
-            let entry = crate::selftests::ensure_runner(cache, entry, observer)?;
+            // An entry from before ktstr built the selftests runner gets it;
+            // a failure there is the selftests' (a selftest job tries again
+            // and says why), not the kernel's.
+            let entry = match crate::selftests::ensure_runner(cache, entry.clone(), observer) {
+                Ok(e) => e,
+                Err(e) => {
+                    observer.finish(&format!("warning: no selftests runner: {e}"));
+                    entry
+                }
+            };
             return Ok(BuildOutcome {
                 entry,
                 cached: true,
@@ -157,11 +165,11 @@ pub fn build(
     kbuild.configure(&prepared)?;
     kbuild.make_kernel()?;
     kbuild.make_schedulers()?;
-    let runner = kbuild.make_selftests()?;
+    let runner = kbuild.make_selftests();
     let entry = stage_and_install(
         cache,
         &kbuild.objdir,
-        runner.as_deref(),
+        (runner.0, runner.1.as_deref()),
         &prepared,
         started.elapsed().as_secs_f64(),
     )?;
@@ -275,29 +283,37 @@ impl Kbuild<'_> {
 }
 
 impl Kbuild<'_> {
-    /// The selftests runner, when the tree has the suite.
-    fn make_selftests(&self) -> Result<Option<PathBuf>> {
+    /// The selftests runner and the state it leaves the entry in: built,
+    /// not in the tree, or not built when its build failed (the runner is
+    /// not the kernel: a selftest job tries again and says why).
+    fn make_selftests(&self) -> (SelftestsState, Option<PathBuf>) {
         if !tree_has_suite(&self.tree) {
-            return Ok(None);
+            return (SelftestsState::NotInTree, None);
         }
         let out = self.objdir.join("selftests-sched_ext");
         let vmlinux = self.objdir.join("vmlinux");
-        make_runner(
+        match make_runner(
             &self.tree,
             &out,
             &vmlinux,
             self.jobs,
             &self.log,
             self.observer,
-        )
-        .map(Some)
+        ) {
+            Ok(runner) => (SelftestsState::Built, Some(runner)),
+            Err(e) => {
+                self.observer
+                    .finish(&format!("warning: no selftests runner: {e}"));
+                (SelftestsState::NotBuilt, None)
+            }
+        }
     }
 }
 
 fn stage_and_install(
     cache: &KernelCache,
     objdir: &Path,
-    selftests_runner: Option<&Path>,
+    selftests: (SelftestsState, Option<&Path>),
     prepared: &Prepared,
     seconds: f64,
 ) -> Result<CacheEntry> {
@@ -318,7 +334,7 @@ fn stage_and_install(
             format!("sched/{name}"),
         ));
     }
-    if let Some(runner) = selftests_runner {
+    if let Some(runner) = selftests.1 {
         std::fs::create_dir_all(staging.join("selftests")).at(&staging)?;
         copies.push((runner.to_path_buf(), RUNNER_PATH.to_string()));
     }
@@ -353,10 +369,7 @@ fn stage_and_install(
         build_seconds: seconds,
         files,
         schedulers: SAMPLE_SCHEDULERS.iter().map(|s| s.to_string()).collect(),
-        selftests: match selftests_runner {
-            Some(_) => SelftestsState::Built,
-            None => SelftestsState::NotInTree,
-        },
+        selftests: selftests.0,
     };
     let _entry_guard = layout.lock(&format!("entry-{}", prepared.key))?;
     cache.install(&staging, &manifest)
