@@ -14,6 +14,14 @@ use crate::error::{AgentError, Result};
 /// `PATH` for everything the agent starts.
 pub const GUEST_PATH: &str = "/bin:/sbin:/usr/bin:/usr/sbin";
 
+/// A finished process's exit code: its own, or 128 + the signal that
+/// killed it.
+pub fn exit_code(status: std::process::ExitStatus) -> i32 {
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
 /// Starts `command` under `/bin/sh -c` with the guest's PATH, no stdin,
 /// and stdout and stderr piped.
 fn shell(command: &str) -> Result<std::process::Child> {
@@ -44,9 +52,7 @@ pub fn run_command(command: &str, channel: &Arc<Mutex<Channel>>) -> Result<i32> 
     for p in pumps {
         let _ = p.join();
     }
-    Ok(status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    Ok(exit_code(status))
 }
 
 fn pump<R: Read + Send + 'static>(
@@ -109,9 +115,7 @@ pub fn capture(command: &str, timeout: std::time::Duration, limit: usize) -> Res
         }
     };
     Ok(Captured {
-        code: status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+        code: exit_code(status),
         stdout: out.join().unwrap_or_default(),
         stderr: err.join().unwrap_or_default(),
     })

@@ -164,7 +164,8 @@ fn lock(channel: &Mutex<Channel>) -> std::sync::MutexGuard<'_, Channel> {
     channel.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn send(channel: &Mutex<Channel>, msg: &GuestMessage) {
+/// Sends `msg`, saying on the console when the channel write failed.
+pub(crate) fn send(channel: &Mutex<Channel>, msg: &GuestMessage) {
     if let Err(e) = lock(channel).send(msg) {
         eprintln!("ktstr-guest-agent: channel write failed: {e}");
     }

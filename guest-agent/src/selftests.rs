@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::fd::OwnedFd;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -22,6 +22,7 @@ use nix::unistd::Pid;
 use crate::channel::Channel;
 use crate::error::{AgentError, Result};
 use crate::exec::GUEST_PATH;
+use crate::run::send;
 
 /// A `-t` filter no test name holds: with `-s` the runner then prints
 /// every test as skipped, which lists them without running any.
@@ -55,7 +56,7 @@ pub fn run(runner: &str, spec: &SelftestSpec, channel: &Arc<Mutex<Channel>>) -> 
     }
     send(
         channel,
-        GuestMessage::SelftestList {
+        &GuestMessage::SelftestList {
             tests: tests.clone(),
         },
     );
@@ -64,7 +65,7 @@ pub fn run(runner: &str, spec: &SelftestSpec, channel: &Arc<Mutex<Channel>>) -> 
     for t in &tests {
         send(
             channel,
-            GuestMessage::SelftestStarted {
+            &GuestMessage::SelftestStarted {
                 name: t.name.clone(),
             },
         );
@@ -72,7 +73,7 @@ pub fn run(runner: &str, spec: &SelftestSpec, channel: &Arc<Mutex<Channel>>) -> 
         failed |= !case.status.is_success();
         send(
             channel,
-            GuestMessage::SelftestCase {
+            &GuestMessage::SelftestCase {
                 case: Box::new(case),
             },
         );
@@ -233,7 +234,7 @@ fn stop(child: &mut Child) {
 /// its output has ended, so it is ending.
 fn exit_code(child: &mut Child) -> i32 {
     match child.wait() {
-        Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
+        Ok(s) => crate::exec::exit_code(s),
         Err(_) => -1,
     }
 }
@@ -253,12 +254,5 @@ fn wait_sched_ext_disabled(limit: Duration) -> Option<String> {
             return Some(state);
         }
         thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn send(channel: &Mutex<Channel>, msg: GuestMessage) {
-    let mut ch = channel.lock().unwrap_or_else(|p| p.into_inner());
-    if let Err(e) = ch.send(&msg) {
-        eprintln!("ktstr-guest-agent: channel write failed: {e}");
     }
 }

@@ -1,7 +1,7 @@
 //! The interactive shell on the guest console.
 
 use std::fs::{self, OpenOptions};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use crate::error::{AgentError, Result};
@@ -45,7 +45,5 @@ pub fn interactive() -> Result<i32> {
         });
     }
     let status = cmd.status().map_err(|e| AgentError::start("/bin/sh", e))?;
-    Ok(status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    Ok(crate::exec::exit_code(status))
 }
