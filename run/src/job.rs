@@ -355,16 +355,10 @@ impl Runner {
             report.llcs = ktstr_plan::checks::monitor::llc_cpus(&req.topology);
             report.workers_ms = telemetry.duration_ms.map(|d| d as i64);
         }
-        let mut sidecar = match req.selftests.is_some() {
-            true => {
-                telemetry.selftests = crate::selftest::settle(&telemetry, &outcome, silent_s);
-                let verdict = crate::selftest::judge(&telemetry.selftests, &outcome);
-                let mut s = self.judge(&req, &label, outcome, telemetry, seconds);
-                s.verdict = verdict;
-                s
-            }
-            false => self.judge(&req, &label, outcome, telemetry, seconds),
-        };
+        if req.selftests.is_some() {
+            telemetry.selftests = crate::selftest::settle(&telemetry, &outcome, silent_s);
+        }
+        let mut sidecar = self.judge(&req, &label, outcome, telemetry, seconds);
         sidecar.boot = vm.boot.clone();
         let path = self.run_dir.join(format!("{stem}.json"));
         sidecar.write(&path).map_err(|e| RunError::io(&path, e))?;
@@ -379,7 +373,8 @@ impl Runner {
         })
     }
 
-    /// The verdict on what came back, as the sidecar that records it.
+    /// The verdict on what came back (a plan's checks and claims, or a
+    /// selftest job's tests), as the sidecar that records it.
     fn judge(
         &self,
         req: &JobRequest,
@@ -396,15 +391,21 @@ impl Runner {
             outcome.backend,
             busy,
         );
-        let mut results = telemetry.run_results();
-        results.monitor = outcome.monitor.clone();
-        let mut verdict = verdict::judge(
-            &req.plan,
-            &req.topology,
-            &results,
-            thresholds.clone(),
-            telemetry.failures(&outcome, kernel_release(&req.kernel)),
-        );
+        let mut verdict = match req.selftests {
+            // A selftest job is judged by its tests (already settled).
+            Some(_) => crate::selftest::judge(&telemetry.selftests, &outcome),
+            None => {
+                let mut results = telemetry.run_results();
+                results.monitor = outcome.monitor.clone();
+                verdict::judge(
+                    &req.plan,
+                    &req.topology,
+                    &results,
+                    thresholds.clone(),
+                    telemetry.failures(&outcome, kernel_release(&req.kernel)),
+                )
+            }
+        };
         let expected =
             req.expect_fail
                 .as_deref()

@@ -8,7 +8,7 @@ use polars::prelude::*;
 use ktstr_run::Sidecar;
 
 use crate::error::{frame, StatsError};
-use crate::tables::KEY_COLUMNS;
+use crate::tables::key_columns;
 
 /// Column builders for the selftests table.
 #[derive(Default)]
@@ -41,11 +41,7 @@ impl SelftestCols {
 
     /// The selftests table.
     pub(crate) fn finish(self) -> Result<DataFrame, StatsError> {
-        let mut cols: Vec<Column> = KEY_COLUMNS
-            .iter()
-            .zip(self.key)
-            .map(|(name, values)| Column::new((*name).into(), values))
-            .collect();
+        let mut cols = key_columns(self.key);
         cols.extend([
             Column::new("job".into(), self.job),
             Column::new("repetition".into(), self.repetition),

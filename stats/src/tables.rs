@@ -175,7 +175,7 @@ fn raw_tables(sidecars: &[Sidecar]) -> Result<(DataFrame, DataFrame, DataFrame),
 }
 
 /// The [`KEY_COLUMNS`] as columns.
-fn key_columns(key: [Vec<String>; 8]) -> Vec<Column> {
+pub(crate) fn key_columns(key: [Vec<String>; 8]) -> Vec<Column> {
     KEY_COLUMNS
         .iter()
         .zip(key)
