@@ -22,7 +22,8 @@ pub struct WorkerReport {
     pub cpu_time_ms: f64,
     /// Wall time from start to stop, ms.
     pub wall_ms: f64,
-    /// Wall time not on a CPU (wall minus CPU time of the main thread), ms.
+    /// Wall time not on a CPU (wall minus the CPU time of the main thread
+    /// over the same span), ms.
     pub off_cpu_ms: f64,
     /// CPU changes seen between progress points.
     pub migrations: u64,

@@ -19,6 +19,9 @@ pub const MAX_WAKE_SAMPLES: usize = 100_000;
 pub struct Probe {
     start: Instant,
     start_mono_ms: f64,
+    /// The thread's CPU time when the probe started, ms: off-CPU time is
+    /// the wall time since then less the CPU time since then.
+    start_thread_cpu_ms: f64,
     series: ProgressSeries,
     last: Instant,
     last_cpu: u32,
@@ -114,11 +117,13 @@ impl Probe {
         let cpu = current_cpu();
         let now = Instant::now();
         let start_mono_ms = monotonic_ms();
+        let start_thread_cpu_ms = thread_cpu_ms();
         let placed = current_cpu() == cpu;
         let node = cpu_nodes.get(cpu as usize).copied().unwrap_or(0);
         Probe {
             start: now,
             start_mono_ms,
+            start_thread_cpu_ms,
             series: ProgressSeries::start(start_mono_ms),
             last: now,
             last_cpu: cpu,
@@ -280,7 +285,7 @@ impl Probe {
             iterations: self.iterations,
             cpu_time_ms: cpu_ms,
             wall_ms: ms(wall),
-            off_cpu_ms: (ms(wall) - thread_cpu_ms).max(0.0),
+            off_cpu_ms: (ms(wall) - (thread_cpu_ms - self.start_thread_cpu_ms)).max(0.0),
             migrations: self.migrations,
             cpus_used: cpus,
             max_gap_ms: ms(self.max_gap),
@@ -345,6 +350,20 @@ pub fn run_delay_ms() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn off_cpu_time_counts_only_from_the_start() {
+        // CPU the thread spent before the probe (reading sysfs, setting up
+        // the work) is not taken off the probe's wall time.
+        let busy = Instant::now();
+        while busy.elapsed() < Duration::from_millis(60) {
+            std::hint::black_box(0u64);
+        }
+        let p = Probe::start();
+        std::thread::sleep(Duration::from_millis(30));
+        let r = p.finish("g", 0);
+        assert!(r.off_cpu_ms >= 25.0, "{r:?}");
+    }
 
     #[test]
     fn gaps_wakes_and_percentiles() {
