@@ -24,6 +24,8 @@ const STUCK_GRACE: Duration = Duration::from_secs(10);
 /// The most bytes of a stuck scheduler's report.
 const STUCK_REPORT_LIMIT: usize = 16 * 1024;
 const OPS: &str = "/sys/kernel/sched_ext/root/ops";
+/// How many times a scheduler was enabled since boot (6.12 on).
+const ENABLE_SEQ: &str = "/sys/kernel/sched_ext/enable_seq";
 const LOG: &str = "/tmp/ktstr-scheduler.log";
 
 /// A scheduler process that has attached.
@@ -32,6 +34,14 @@ pub struct RunningScheduler {
     name: String,
     /// Its global data, read when it was found detached.
     dump: Option<BpfDump>,
+    /// Why it ended, when it had already ended by the time its attach was
+    /// seen (the next [`RunningScheduler::check`] says so).
+    ended: Option<String>,
+}
+
+/// sched_ext's count of enables since boot; None on kernels without it.
+fn enable_seq() -> Option<u64> {
+    read_trim(ENABLE_SEQ).parse().ok()
 }
 
 fn read_trim(path: &str) -> String {
@@ -135,11 +145,13 @@ impl Drop for KthreaddPin {
 }
 
 /// Starts the scheduler and waits until `state` is `enabled` and
-/// `root/ops` names it. A scheduler that exits first or never attaches is
+/// `root/ops` names it, or sched_ext's enable count shows it attached and
+/// was already kicked out (then the first `check` says how it ended). A scheduler that exits first or never attaches is
 /// an error carrying its output and the kernel's lines. With
 /// `enable_cpu`, kthreadd stays pinned to that CPU until then.
 pub fn start(launch: &SchedulerLaunch) -> Result<RunningScheduler> {
     let _pin = launch.enable_cpu.map(KthreaddPin::new).transpose()?;
+    let seq_before = enable_seq();
     let log = File::create(LOG).map_err(|e| AgentError::io("create", LOG, e))?;
     let err = log.try_clone().map_err(|e| AgentError::io("dup", LOG, e))?;
     let mut child = Command::new(&launch.path)
@@ -151,6 +163,27 @@ pub fn start(launch: &SchedulerLaunch) -> Result<RunningScheduler> {
         .map_err(|e| AgentError::start(&launch.path, e))?;
     let deadline = Instant::now() + Duration::from_secs(launch.attach_timeout_s);
     loop {
+        let attached =
+            read_trim(STATE) == "enabled" && read_trim(OPS).starts_with(&launch.ops_name);
+        // A scheduler may attach and be kicked out before the agent looks:
+        // one that stalls the agent itself (scx_qmap -t 3 dropped init for
+        // 5 s) is disabled by the watchdog before init runs again.
+        let came_and_went = enable_seq()
+            .zip(seq_before)
+            .is_some_and(|(now, was)| now > was);
+        if attached || came_and_went {
+            let mut running = RunningScheduler {
+                child,
+                name: launch.ops_name.clone(),
+                dump: None,
+                ended: None,
+            };
+            if !attached {
+                // Read now, while its process may still hold its maps.
+                running.ended = running.check();
+            }
+            return Ok(running);
+        }
         if let Ok(Some(status)) = child.try_wait() {
             return Err(AgentError::Scheduler(format!(
                 "{} exited ({status}) before attaching\n{}\n{}",
@@ -158,13 +191,6 @@ pub fn start(launch: &SchedulerLaunch) -> Result<RunningScheduler> {
                 log_tail(),
                 kernel_lines()
             )));
-        }
-        if read_trim(STATE) == "enabled" && read_trim(OPS).starts_with(&launch.ops_name) {
-            return Ok(RunningScheduler {
-                child,
-                name: launch.ops_name.clone(),
-                dump: None,
-            });
         }
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -193,6 +219,9 @@ impl RunningScheduler {
 
     /// None while the scheduler runs and is attached; else what happened.
     pub fn check(&mut self) -> Option<String> {
+        if let Some(why) = self.ended.take() {
+            return Some(why);
+        }
         if let Ok(Some(status)) = self.child.try_wait() {
             return Some(format!(
                 "scheduler {} exited ({status})\n{}\n{}",
