@@ -42,10 +42,13 @@ pub struct PayloadReport {
 
 impl PayloadReport {
     /// Why the run failed, if it did: it exited non-zero, or a signal
-    /// other than ktstr's stop ended it.
+    /// other than ktstr's stop ended it. How a program ends once ktstr
+    /// stopped it is ktstr's doing: fio traps the SIGTERM, prints its
+    /// report and exits 128.
     pub fn failure(&self) -> Option<String> {
         match (self.exit_code, self.signal) {
             (Some(0), _) => None,
+            (Some(_), _) if self.stopped => None,
             (Some(code), _) => Some(format!("{} exited with status {code}", self.program)),
             (None, Some(_)) if self.stopped => None,
             (None, Some(sig)) => Some(format!("{} was killed by signal {sig}", self.program)),
@@ -224,5 +227,10 @@ T: 1 (12820) P: 0 I:1500 C:    147 Min:     70 Act:   76 Avg:  143 Max:    3938\
         assert_eq!(r.failure(), None);
         r.stopped = false;
         assert!(r.failure().unwrap().contains("signal 15"));
+        // fio stopped at the end of a run traps the SIGTERM and exits 128.
+        (r.exit_code, r.signal, r.stopped) = (Some(128), None, true);
+        assert_eq!(r.failure(), None);
+        r.stopped = false;
+        assert_eq!(r.failure().unwrap(), "stress-ng exited with status 128");
     }
 }
