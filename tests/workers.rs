@@ -90,21 +90,11 @@ fn a_sequence_runs_its_phases_and_a_spinner_uses_its_cpu() {
     let r = run(seq, 500);
     assert_eq!(r.error, None);
     assert!(r.wake_samples > 0, "the sleeping phase ran: {r:?}");
-    let steal_before = steal_ms_per_cpu();
-    let spin = run(Work::SpinWait, 400);
-    let steal_after = steal_ms_per_cpu();
     // A spinner never sleeps: it runs, waits for a CPU (a loaded host gives
     // it less CPU, not sleep), or its CPU is stolen by the hypervisor under
     // this host (a CI machine's vCPU lost 54 ms of 398 that way, invisible
     // to the run delay): the steal of the CPUs it used is counted as such.
-    let steal: f64 = spin
-        .cpus_used
-        .iter()
-        .map(|&c| {
-            let at = |m: &std::collections::BTreeMap<u32, f64>| m.get(&c).copied().unwrap_or(0.0);
-            at(&steal_after) - at(&steal_before)
-        })
-        .sum();
+    let (spin, steal) = common::worker::run_counting_steal(Work::SpinWait, 400);
     assert!(
         spin.cpu_time_ms + spin.run_delay_ms + steal > 0.9 * spin.wall_ms
             && spin.off_cpu_ms < spin.run_delay_ms + steal + 0.1 * spin.wall_ms,
@@ -217,18 +207,4 @@ fn io_sync_rewrites_a_bounded_file() {
     );
     assert!(largest <= 1 << 20, "the file grew to {largest} bytes");
     assert!(largest > 0, "no file was seen");
-}
-
-/// Each host CPU's steal time so far (`/proc/stat`, in USER_HZ ticks of
-/// 10 ms), ms.
-fn steal_ms_per_cpu() -> std::collections::BTreeMap<u32, f64> {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    stat.lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            let cpu: u32 = f.next()?.strip_prefix("cpu")?.parse().ok()?;
-            let steal: f64 = f.nth(7)?.parse().ok()?;
-            Some((cpu, steal * 10.0))
-        })
-        .collect()
 }
